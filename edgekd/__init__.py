@@ -1,0 +1,24 @@
+"""edgekd: distill, quantize, export and profile vision models for the edge — with the numbers to prove it.
+
+The public verbs live in `edgekd.api` and are re-exported here lazily, so `import edgekd` stays light
+(no torch, onnx, openvino or ultralytics until a verb runs).
+
+>>> import edgekd
+>>> recipe = edgekd.load_recipe("recipes/quickstart.yaml")
+>>> result = edgekd.run(recipe)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "load_recipe", "run", "check", "doctor"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("load_recipe", "run", "check", "doctor"):
+        from edgekd import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'edgekd' has no attribute {name!r}")

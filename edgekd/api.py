@@ -1,0 +1,87 @@
+"""The Python API: each CLI command is a thin wrapper around one function here.
+
+>>> from edgekd import api
+>>> recipe = api.load_recipe("recipes/quickstart.yaml", ["distill.train.epochs=1"])
+>>> result = api.run(recipe)            # data -> teacher -> distill -> ... -> report
+>>> result.report_path
+PosixPath('runs/quickstart/report.json')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from rich.console import Console
+
+from edgekd.recipe import load_recipe as _load_recipe
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    outcomes: list[Any]
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / "report.json"
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Any:
+    """Load and validate a recipe file; raises EdgekdError with a one-line message when it is bad."""
+    return _load_recipe(path, list(overrides))
+
+
+def build_pipeline(recipe: Any, runs_dir: str | Path = DEFAULT_RUNS_DIR, console: Optional[Console] = None):
+    from edgekd.pipeline import Pipeline
+    from edgekd.tasks import get_task
+
+    task = get_task(recipe.task)
+    return Pipeline(recipe, task.stages(), Path(runs_dir), console)
+
+
+def run(
+    recipe: Any,
+    *,
+    stages: Optional[Sequence[str]] = None,
+    force: bool = False,
+    runs_dir: str | Path = DEFAULT_RUNS_DIR,
+    console: Optional[Console] = None,
+) -> RunResult:
+    """Run a recipe's pipeline; stages whose manifest matches are skipped unless `force`."""
+    from edgekd import distributed
+
+    distributed.init_if_needed()
+    pipeline = build_pipeline(recipe, runs_dir, console)
+    pipeline.select(list(stages) if stages else None)  # fail on a bad stage name before any work
+    outcomes = pipeline.run(list(stages) if stages else None, force=force)
+    return RunResult(pipeline.run_dir, outcomes)
+
+
+def check(
+    report: str | Path,
+    baseline: str | Path,
+    *,
+    max_metric_drop: float = 0.0,
+    max_latency_ratio: float = 1.2,
+):
+    """Compare a report with a baseline report; `.failed` is True on a regression beyond budget."""
+    from edgekd.report.compare import compare_reports
+    from edgekd.report.schema import load_report
+
+    return compare_reports(
+        load_report(report),
+        load_report(baseline),
+        max_metric_drop=max_metric_drop,
+        max_latency_ratio=max_latency_ratio,
+    )
+
+
+def doctor() -> dict[str, Any]:
+    """Which runtimes, optional extras and device specs this installation can use."""
+    from edgekd.doctor import collect
+
+    return collect()

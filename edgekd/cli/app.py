@@ -1,0 +1,45 @@
+"""`edgekd` — the command-line entry point."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from edgekd import __version__
+from edgekd.cli import check, doctor, recipe, run
+from edgekd.cli.common import STATE
+
+app = typer.Typer(
+    name="edgekd",
+    help="Distill, quantize, export and profile vision models for Raspberry Pi and Jetson.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgekd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    STATE["debug"] = debug
+
+
+app.command("run")(run.run_command)
+app.add_typer(recipe.app, name="recipe")
+app.command("check")(check.check_command)
+app.command("doctor")(doctor.doctor_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,32 @@
+"""`edgekd doctor`: what this installation can run."""
+
+from __future__ import annotations
+
+import json
+
+from rich.table import Table
+
+from edgekd import api
+from edgekd.cli.common import JsonOpt, guarded, out
+
+
+@guarded
+def doctor_command(as_json: JsonOpt = False) -> None:
+    """Show available runtimes, optional extras and device specs."""
+    info = api.doctor()
+    if as_json:
+        out.print(json.dumps(info, indent=2), highlight=False, markup=False)
+        return
+    out.print(f"edgekd {info['edgekd']}")
+    runtimes = Table("runtime", "available", "version", "how to get it", title="Runtimes")
+    for row in info["runtimes"]:
+        runtimes.add_row(row["runtime"], _mark(row["available"]), row["version"] or "-", row["hint"])
+    extras = Table("extra", "installed", "missing packages", title="Optional extras")
+    for row in info["extras"]:
+        extras.add_row(row["extra"], _mark(row["installed"]), ", ".join(row["missing"]) or "-")
+    out.print(runtimes, extras)
+    out.print("devices: " + (", ".join(info["devices"]) or "none found in ./devices"))
+
+
+def _mark(flag: bool) -> str:
+    return "[green]yes[/green]" if flag else "[yellow]no[/yellow]"

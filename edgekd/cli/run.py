@@ -1,0 +1,47 @@
+"""`edgekd run RECIPE`: the whole pipeline, resumable stage by stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markdown import Markdown
+
+from edgekd import api
+from edgekd.cli.common import RecipeArg, RunsDirOpt, SetOpt, err, guarded, out
+
+StagesOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--stages", help="Only these stages (comma-separated or repeated), e.g. --stages export,profile."),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Re-run the selected stages even if they are up to date.")]
+
+
+def split_stages(values: Optional[list[str]]) -> Optional[list[str]]:
+    if not values:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+@guarded
+def run_command(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    stages: StagesOpt = None,
+    force: ForceOpt = False,
+    runs_dir: RunsDirOpt = api.DEFAULT_RUNS_DIR,
+) -> None:
+    """Run a recipe: data, teacher, distill, fine-tune, export, profile, report."""
+    loaded = api.load_recipe(recipe, set_ or [])
+    result = api.run(loaded, stages=split_stages(stages), force=force, runs_dir=runs_dir, console=err)
+    _print_report(result.run_dir)
+
+
+def _print_report(run_dir: Path) -> None:
+    from edgekd import distributed
+
+    markdown = run_dir / "report.md"
+    if distributed.is_main() and markdown.is_file():
+        out.print(Markdown(markdown.read_text(encoding="utf-8")))
+        out.print(f"report: {run_dir / 'report.json'}")

@@ -1,0 +1,173 @@
+"""The training loop: plain PyTorch, seeded per step, checkpointed, resumable, DDP-aware.
+
+Every random draw inside a step (masks, dropout) comes from a generator reseeded from (seed, step, rank),
+and the data order from the sampler's (seed, epoch); so a run resumed from a checkpoint after `kill -9`
+takes exactly the steps an uninterrupted run takes and ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from edgekd import distributed as dist
+from edgekd.artifacts import atomic_torch_save, load_checkpoint
+from edgekd.distill.progress import TrainProgress
+from edgekd.errors import TrainingDiverged
+from edgekd.recipe.common import TrainConfig
+
+LAST_CHECKPOINT = "last.pt"
+
+
+@dataclass
+class FitResult:
+    steps: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_at_step: Optional[int] = None
+
+
+@dataclass
+class _State:
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63 - 1)
+
+
+def fit(
+    objective: nn.Module,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    checkpoint_dir: Path,
+    desc: str,
+) -> FitResult:
+    """Optimise `objective` (whose forward(batch) returns a dict with a 'loss') over `dataset`.
+
+    Only parameters with requires_grad train. Checkpoints go to `checkpoint_dir/last.pt` at every epoch
+    end and every `cfg.checkpoint_every_steps` steps; an existing checkpoint is resumed from.
+    """
+    sampler = DistributedSampler(dataset, dist.world_size(), dist.rank(), shuffle=True, seed=seed, drop_last=True)
+    batch_size = max(1, min(cfg.batch_size, len(sampler)))
+    steps_per_epoch = len(sampler) // batch_size
+    params = [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(cfg, steps_per_epoch))
+    state = _resume(objective, optimizer, scheduler, checkpoint_dir / LAST_CHECKPOINT)
+    resumed_at = state.global_step if state.global_step else None
+    model = _wrap_ddp(objective)
+    with TrainProgress(desc, total=cfg.epochs * steps_per_epoch, done=state.global_step) as progress:
+        while state.epoch < cfg.epochs:
+            sampler.set_epoch(state.epoch)
+            batches = _epoch_batches(sampler, batch_size)[state.step_in_epoch :]
+            loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_workers)
+            objective.train()
+            for batch in loader:
+                _train_step(model, batch, optimizer, scheduler, cfg, state, seed, checkpoint_dir, desc)
+                progress.advance(state.sums["loss"] / max(state.step_in_epoch, 1), len(batch[0]) * dist.world_size())
+                if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
+                    _save(objective, optimizer, scheduler, state, checkpoint_dir)
+            _end_epoch(state, steps_per_epoch, progress, desc, cfg.epochs)
+            _save(objective, optimizer, scheduler, state, checkpoint_dir)
+    return FitResult(steps=state.global_step, history=state.history, resumed_at_step=resumed_at)
+
+
+def _train_step(model, batch, optimizer, scheduler, cfg, state: _State, seed, checkpoint_dir, desc) -> None:
+    torch.manual_seed(step_seed(seed, state.global_step, dist.rank()))
+    terms = model(batch)
+    loss = terms["loss"]
+    loss_value = dist.all_reduce_mean(float(loss.detach()))
+    if not math.isfinite(loss_value):
+        last = checkpoint_dir / LAST_CHECKPOINT
+        where = str(last) if last.exists() else "none (no checkpoint written yet)"
+        raise TrainingDiverged(
+            f"{desc}: loss became {loss_value} at step {state.global_step + 1} (epoch {state.epoch + 1}); "
+            f"last good checkpoint: {where}"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    state.global_step += 1
+    state.step_in_epoch += 1
+    for name, value in terms.items():
+        state.sums[name] = state.sums.get(name, 0.0) + (loss_value if name == "loss" else float(value.detach()))
+
+
+def _end_epoch(state: _State, steps: int, progress: TrainProgress, desc: str, epochs: int) -> None:
+    means = {name: total / max(steps, 1) for name, total in state.sums.items()}
+    state.history.append({"epoch": float(state.epoch + 1), **means})
+    progress.log(f"{desc} epoch {state.epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in means.items()))
+    state.epoch += 1
+    state.step_in_epoch = 0
+    state.sums = {}
+
+
+def _epoch_batches(sampler: DistributedSampler, batch_size: int) -> list[list[int]]:
+    indices = list(sampler)
+    return [indices[i : i + batch_size] for i in range(0, len(indices) - batch_size + 1, batch_size)]
+
+
+def _warmup_cosine(cfg: TrainConfig, steps_per_epoch: int):
+    total = max(cfg.epochs * steps_per_epoch, 1)
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def _wrap_ddp(objective: nn.Module) -> nn.Module:
+    if not dist.is_distributed():
+        return objective
+    return nn.parallel.DistributedDataParallel(objective)
+
+
+def _save(objective, optimizer, scheduler, state: _State, checkpoint_dir: Path) -> None:
+    if not dist.is_main():
+        return
+    payload: dict[str, Any] = {
+        "model": objective.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": state.epoch,
+        "step_in_epoch": state.step_in_epoch,
+        "global_step": state.global_step,
+        "sums": dict(state.sums),
+        "history": list(state.history),
+    }
+    atomic_torch_save(payload, checkpoint_dir / LAST_CHECKPOINT)
+
+
+def _resume(objective, optimizer, scheduler, path: Path) -> _State:
+    if not path.exists():
+        return _State()
+    payload = load_checkpoint(path)
+    objective.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    return _State(
+        epoch=payload["epoch"],
+        step_in_epoch=payload["step_in_epoch"],
+        global_step=payload["global_step"],
+        sums=dict(payload["sums"]),
+        history=list(payload["history"]),
+    )

@@ -1,0 +1,188 @@
+"""Stages and the runner: skip what is done, re-run what changed, write a manifest per stage.
+
+A stage folder is complete only when its manifest.json exists and matches: the same config hash, the same
+upstream output digests, and every recorded output still on disk with its sha256. The manifest is written
+last, so a crash mid-stage leaves an incomplete folder that the next run redoes (training resumes from its
+checkpoints/, which are state, not outputs).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from rich.console import Console
+
+from edgekd import distributed as dist
+from edgekd.artifacts import MANIFEST_NAME, atomic_write_json, package_versions, sha256_file, sha256_json
+from edgekd.errors import EdgekdError
+from edgekd.registry import unknown_name_message
+
+MANIFEST_VERSION = 1
+STATE_DIRS = ("checkpoints",)
+
+
+@dataclass
+class StageContext:
+    recipe: Any
+    run_dir: Path
+    stage_dir: Path
+    console: Console
+
+    def stage_path(self, name: str) -> Path:
+        return self.run_dir / name
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of a task's pipeline. `config` picks the recipe parts whose change must re-run it."""
+
+    name: str
+    run: Callable[[StageContext], Optional[dict[str, Any]]]
+    config: Callable[[Any], Any]
+    inputs: tuple[str, ...] = ()
+    distributed: bool = False
+    help: str = ""
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    status: str  # "ran" | "skipped"
+    seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def config_hash(stage: Stage, recipe: Any) -> str:
+    section = stage.config(recipe)
+    dumped = section.model_dump(mode="json") if hasattr(section, "model_dump") else section
+    return sha256_json({"stage": stage.name, "manifest_version": MANIFEST_VERSION, "config": dumped})
+
+
+def read_manifest(stage_dir: Path) -> Optional[dict[str, Any]]:
+    path = stage_dir / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def outputs_intact(stage_dir: Path, manifest: dict[str, Any]) -> bool:
+    for rel, digest in manifest.get("outputs", {}).items():
+        path = stage_dir / rel
+        if not path.is_file() or sha256_file(path) != digest:
+            return False
+    return True
+
+
+def collect_outputs(stage_dir: Path) -> dict[str, str]:
+    outputs = {}
+    for path in sorted(stage_dir.rglob("*")):
+        rel = path.relative_to(stage_dir)
+        if not path.is_file() or path.name == MANIFEST_NAME or rel.parts[0] in STATE_DIRS:
+            continue
+        if path.name.endswith(".tmp"):
+            continue
+        outputs[rel.as_posix()] = sha256_file(path)
+    return outputs
+
+
+class Pipeline:
+    """Runs a task's stages for one recipe under `runs_dir/<recipe.name>/`."""
+
+    def __init__(self, recipe: Any, stages: list[Stage], runs_dir: Path, console: Console | None = None) -> None:
+        self.recipe = recipe
+        self.stages = {stage.name: stage for stage in stages}
+        self.run_dir = Path(runs_dir) / recipe.name
+        self.console = console or Console(stderr=True)
+
+    def select(self, names: Optional[list[str]]) -> list[Stage]:
+        if not names:
+            return list(self.stages.values())
+        for name in names:
+            if name not in self.stages:
+                raise EdgekdError(unknown_name_message("stage", name, list(self.stages)))
+        return [stage for stage in self.stages.values() if stage.name in names]
+
+    def input_digests(self, stage: Stage) -> dict[str, str]:
+        digests = {}
+        for upstream in stage.inputs:
+            manifest = read_manifest(self.run_dir / upstream)
+            if manifest is None or not self.is_current(self.stages[upstream]):
+                raise EdgekdError(
+                    f"stage '{stage.name}' needs stage '{upstream}', which has not completed for recipe "
+                    f"'{self.recipe.name}' (run it, or leave it in --stages)"
+                )
+            digests[upstream] = manifest["outputs_digest"]
+        return digests
+
+    def is_current(self, stage: Stage) -> bool:
+        stage_dir = self.run_dir / stage.name
+        manifest = read_manifest(stage_dir)
+        if manifest is None or manifest.get("config_hash") != config_hash(stage, self.recipe):
+            return False
+        for upstream in stage.inputs:
+            up = read_manifest(self.run_dir / upstream)
+            if up is None or manifest.get("inputs", {}).get(upstream) != up.get("outputs_digest"):
+                return False
+        return outputs_intact(stage_dir, manifest)
+
+    def run(self, names: Optional[list[str]] = None, force: bool = False) -> list[StageOutcome]:
+        outcomes = []
+        for stage in self.select(names):
+            if not force and self.is_current(stage):
+                self.console.print(f"[dim]- {stage.name}: up to date, skipped[/dim]")
+                outcomes.append(StageOutcome(stage.name, "skipped", summary=self._summary(stage)))
+                continue
+            outcomes.append(self._run_stage(stage))
+        return outcomes
+
+    def _summary(self, stage: Stage) -> dict[str, Any]:
+        return (read_manifest(self.run_dir / stage.name) or {}).get("summary", {})
+
+    def _run_stage(self, stage: Stage) -> StageOutcome:
+        inputs = self.input_digests(stage)
+        stage_dir = self.run_dir / stage.name
+        ctx = StageContext(self.recipe, self.run_dir, stage_dir, self.console)
+        self.console.print(f"[bold cyan]▶ {stage.name}[/bold cyan] {stage.help}")
+        started = time.perf_counter()
+        summary: dict[str, Any] = {}
+        if dist.is_main():
+            (stage_dir / MANIFEST_NAME).unlink(missing_ok=True)  # the folder is incomplete from here on
+        dist.barrier()
+        if stage.distributed or dist.is_main():
+            summary = stage.run(ctx) or {}
+        dist.barrier()
+        seconds = time.perf_counter() - started
+        if dist.is_main():
+            self._write_manifest(stage, stage_dir, inputs, summary, seconds)
+        dist.barrier()
+        self.console.print(f"[green]✔ {stage.name}[/green] in {seconds:.1f} s")
+        return StageOutcome(stage.name, "ran", seconds, summary)
+
+    def _write_manifest(self, stage: Stage, stage_dir: Path, inputs, summary, seconds: float) -> None:
+        outputs = collect_outputs(stage_dir)
+        section = stage.config(self.recipe)
+        atomic_write_json(
+            stage_dir / MANIFEST_NAME,
+            {
+                "manifest_version": MANIFEST_VERSION,
+                "stage": stage.name,
+                "recipe": self.recipe.name,
+                "config_hash": config_hash(stage, self.recipe),
+                "config": section.model_dump(mode="json") if hasattr(section, "model_dump") else section,
+                "inputs": inputs,
+                "outputs": outputs,
+                "outputs_digest": sha256_json(outputs),
+                "summary": summary,
+                "versions": package_versions(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "seconds": round(seconds, 3),
+            },
+        )

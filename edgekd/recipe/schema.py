@@ -1,0 +1,23 @@
+"""The Recipe type: a union of every task's recipe model, picked by the `task` field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter
+
+from edgekd.tasks.gaze.config import GazeRecipe
+
+# One entry per task; the `task` key selects the model, so errors name the task's own fields.
+Recipe = Annotated[Union[GazeRecipe], Field(discriminator="task")]
+RECIPE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Recipe)
+RECIPE_MODELS = {"gaze": GazeRecipe}
+TASK_NAMES = tuple(RECIPE_MODELS)
+
+
+def recipe_json_schema() -> dict[str, Any]:
+    """JSON Schema for editors (point yaml-language-server at it)."""
+    schema = RECIPE_ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "edgekd recipe"
+    return schema

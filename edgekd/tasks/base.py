@@ -1,0 +1,64 @@
+"""What a task provides: its stages, and what the generic export/profile/report stages need from it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import nn
+
+from edgekd.pipeline import Stage, StageContext
+from edgekd.registry import Registry
+
+
+@dataclass
+class DeployModel:
+    """A trained network ready for export, with the facts the report needs."""
+
+    role: str
+    arch: str
+    module: nn.Module
+    input_shape: tuple[int, ...]
+    trainable_parameters: int
+    input_names: tuple[str, ...] = ("input",)
+    output_names: tuple[str, ...] = ("output",)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    unit: str
+    lower_is_better: bool
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    metric: ClassVar[MetricSpec]
+
+    def preflight(self, recipe: Any) -> None:
+        """Checks that need the task's code (layer paths exist, ...); raise EdgekdError('field.path: why')."""
+
+    @abstractmethod
+    def stages(self) -> list[Stage]:
+        """The task's stages in order, generic export/profile/report included."""
+
+    @abstractmethod
+    def deploy_models(self, ctx: StageContext) -> list[DeployModel]:
+        """The trained networks to export (teacher and student)."""
+
+    @abstractmethod
+    def eval_arrays(self, ctx: StageContext, limit: int) -> tuple[np.ndarray, Any]:
+        """Held-out network inputs (float32, normalised) and their targets, for parity checks."""
+
+    @abstractmethod
+    def score(self, outputs: np.ndarray, targets: Any) -> float:
+        """The task metric of network outputs against targets."""
+
+    @abstractmethod
+    def report_metrics(self, ctx: StageContext) -> dict[str, dict[str, float]]:
+        """Per role ('teacher', 'student'): the task metrics measured by the training stages."""
+
+
+TASKS: Registry[type[Task]] = Registry("task")

@@ -1,0 +1,39 @@
+"""Shared fixtures: repository paths, the tiny recipe, and a CLI runner that reports real exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_RECIPE = REPO / "tests" / "recipes" / "tiny_gaze.yaml"
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python -m edgekd ARGS` in a subprocess, as a user would (real exit codes, real stderr)."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "edgekd", *args],
+        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def tiny_recipe() -> Path:
+    return TINY_RECIPE
+
+
+@pytest.fixture
+def write_yaml(tmp_path: Path):
+    """Write a recipe text into tmp_path and return its path."""
+
+    def write(text: str, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write

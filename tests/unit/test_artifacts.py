@@ -1,0 +1,58 @@
+"""Atomic writes leave the old file or the new one; hashes and the registry behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgekd.artifacts import atomic_path, atomic_torch_save, atomic_write_text, load_checkpoint, sha256_file, sha256_json
+from edgekd.errors import EdgekdError
+from edgekd.registry import Registry
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "f.txt"
+    atomic_write_text(target, "old")
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+    assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
+
+
+def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+class NotAllowed:
+    """Any class outside torch's allow-list: a weights_only load must refuse to build it."""
+
+
+def test_checkpoints_load_with_weights_only(tmp_path: Path) -> None:
+    atomic_torch_save({"w": torch.ones(2), "step": 3}, tmp_path / "c.pt")
+    assert load_checkpoint(tmp_path / "c.pt")["step"] == 3
+    torch.save({"obj": NotAllowed()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_hashes_are_stable(tmp_path: Path) -> None:
+    atomic_write_text(tmp_path / "f", "abc")
+    assert sha256_file(tmp_path / "f") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert sha256_json({"b": 1, "a": 2}) == sha256_json({"a": 2, "b": 1})
+
+
+def test_registry_suggests_the_closest_name() -> None:
+    things: Registry[int] = Registry("widget")
+    things.register("masked_mse")(1)
+    with pytest.raises(EdgekdError, match="did you mean 'masked_mse'"):
+        things.get("masked_mes")
+    with pytest.raises(ValueError, match="twice"):
+        things.register("masked_mse")(2)
