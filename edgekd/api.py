@@ -31,8 +31,20 @@ class RunResult:
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Any:
-    """Load and validate a recipe file; raises EdgekdError with a one-line message when it is bad."""
-    return _load_recipe(path, list(overrides))
+    """Load and validate a recipe file; raises EdgekdError with a one-line message when it is bad.
+
+    Beyond the schema, the task's preflight checks what needs models built (layer names exist), so a
+    typo fails here in seconds instead of after the teacher has trained.
+    """
+    from edgekd.errors import EdgekdError
+    from edgekd.tasks import get_task
+
+    recipe = _load_recipe(path, list(overrides))
+    try:
+        get_task(recipe.task).preflight(recipe)
+    except EdgekdError as error:
+        raise EdgekdError(f"{path}: {error}") from None
+    return recipe
 
 
 def build_pipeline(recipe: Any, runs_dir: str | Path = DEFAULT_RUNS_DIR, console: Optional[Console] = None):

@@ -9,7 +9,10 @@ checkpoints/, which are state, not outputs).
 from __future__ import annotations
 
 import json
+import random
+import shutil
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +27,7 @@ from edgekd.registry import unknown_name_message
 
 MANIFEST_VERSION = 1
 STATE_DIRS = ("checkpoints",)
+ATTEMPT_NAME = "attempt.json"  # what the current (maybe crashed) attempt is computing; decides resume vs restart
 
 
 @dataclass
@@ -63,6 +67,13 @@ def config_hash(stage: Stage, recipe: Any) -> str:
     return sha256_json({"stage": stage.name, "manifest_version": MANIFEST_VERSION, "config": dumped})
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def read_manifest(stage_dir: Path) -> Optional[dict[str, Any]]:
     path = stage_dir / MANIFEST_NAME
     if not path.is_file():
@@ -85,7 +96,7 @@ def collect_outputs(stage_dir: Path) -> dict[str, str]:
     outputs = {}
     for path in sorted(stage_dir.rglob("*")):
         rel = path.relative_to(stage_dir)
-        if not path.is_file() or path.name == MANIFEST_NAME or rel.parts[0] in STATE_DIRS:
+        if not path.is_file() or path.name in (MANIFEST_NAME, ATTEMPT_NAME) or rel.parts[0] in STATE_DIRS:
             continue
         if path.name.endswith(".tmp"):
             continue
@@ -140,13 +151,27 @@ class Pipeline:
                 self.console.print(f"[dim]- {stage.name}: up to date, skipped[/dim]")
                 outcomes.append(StageOutcome(stage.name, "skipped", summary=self._summary(stage)))
                 continue
-            outcomes.append(self._run_stage(stage))
+            outcomes.append(self._run_stage(stage, force))
         return outcomes
 
     def _summary(self, stage: Stage) -> dict[str, Any]:
         return (read_manifest(self.run_dir / stage.name) or {}).get("summary", {})
 
-    def _run_stage(self, stage: Stage) -> StageOutcome:
+    def _prepare_stage_dir(self, stage: Stage, stage_dir: Path, inputs: dict[str, str], force: bool) -> None:
+        """Keep a crashed attempt's checkpoints only when this attempt is the same work; else start clean.
+
+        Resuming a checkpoint written under another config (or other upstream outputs, or after --force)
+        would silently mix two runs, so the folder is wiped instead.
+        """
+        attempt = {"config_hash": config_hash(stage, self.recipe), "inputs": inputs}
+        marker = stage_dir / ATTEMPT_NAME
+        same = marker.is_file() and _read_json(marker) == attempt
+        if stage_dir.exists() and (force or not same):
+            shutil.rmtree(stage_dir)
+        (stage_dir / MANIFEST_NAME).unlink(missing_ok=True)  # the folder is incomplete from here on
+        atomic_write_json(marker, attempt)
+
+    def _run_stage(self, stage: Stage, force: bool = False) -> StageOutcome:
         inputs = self.input_digests(stage)
         stage_dir = self.run_dir / stage.name
         ctx = StageContext(self.recipe, self.run_dir, stage_dir, self.console)
@@ -154,9 +179,10 @@ class Pipeline:
         started = time.perf_counter()
         summary: dict[str, Any] = {}
         if dist.is_main():
-            (stage_dir / MANIFEST_NAME).unlink(missing_ok=True)  # the folder is incomplete from here on
+            self._prepare_stage_dir(stage, stage_dir, inputs, force)
         dist.barrier()
         if stage.distributed or dist.is_main():
+            seed_everything(getattr(self.recipe, "seed", 0), stage.name)
             summary = stage.run(ctx) or {}
         dist.barrier()
         seconds = time.perf_counter() - started
@@ -186,3 +212,18 @@ class Pipeline:
                 "seconds": round(seconds, 3),
             },
         )
+
+
+def seed_everything(seed: int, stage: str) -> None:
+    """Seed torch, numpy and random from (recipe seed, stage name) before a stage runs.
+
+    Model initialisation then depends only on the recipe, so a stage run alone, re-run with --force, or
+    resumed after a crash starts from the same weights as it did in the full pipeline.
+    """
+    import numpy as np
+    import torch
+
+    value = (seed * 1_000_003 + zlib.crc32(stage.encode())) % (2**32)
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)

@@ -69,6 +69,8 @@ def fit(
     resumed_at = state.global_step if state.global_step else None
     model = _wrap_ddp(objective)
     with TrainProgress(desc, total=cfg.epochs * steps_per_epoch, done=state.global_step) as progress:
+        if resumed_at:
+            progress.log(f"{desc}: resuming from step {resumed_at} ({checkpoint_dir / LAST_CHECKPOINT})")
         while state.epoch < cfg.epochs:
             sampler.set_epoch(state.epoch)
             batches = _epoch_batches(sampler, batch_size)[state.step_in_epoch :]

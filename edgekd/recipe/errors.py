@@ -15,10 +15,15 @@ _VALUE_ERROR_PREFIX = "Value error, "
 
 def format_validation_error(err: ValidationError, raw: dict[str, Any]) -> str:
     """The first error of `err`, phrased for a person editing the YAML file."""
-    first = err.errors(include_url=False)[0]
+    first = min(err.errors(include_url=False), key=_priority)
     loc = _strip_union_tag(tuple(first["loc"]), raw)
     path = _dotted(loc) or "(top level)"
     return f"{path}: {_describe(first, loc, raw)}"
+
+
+def _priority(error: dict[str, Any]) -> int:
+    # A misspelt key also shows up as the real key "missing"; the misspelling is the useful report.
+    return {"extra_forbidden": 0, "missing": 2}.get(error["type"], 1)
 
 
 def _strip_union_tag(loc: tuple[Any, ...], raw: dict[str, Any]) -> tuple[Any, ...]:

@@ -1,0 +1,181 @@
+"""ONNX export: torch.export-based (dynamo) exporter first, TorchScript exporter as the fallback.
+
+The file is checked with `onnx.checker`, optionally simplified with onnxslim, stamped with its
+precision, and written atomically as one self-contained .onnx (weights embedded, no external data).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from edgekd.artifacts import atomic_path, sha256_file
+from edgekd.errors import EdgekdError
+from edgekd.export.base import Exporter, ExportResult
+
+MIN_OPSET = 17
+# torch's dynamo exporter only implements opset >= 18; below that it "converts" and, when the conversion
+# fails, silently keeps 18. Asking for 17 therefore goes straight to the TorchScript exporter.
+DYNAMO_MIN_OPSET = 18
+# protobuf cannot serialise a single message over 2 GiB; no edge model should come near it.
+MAX_PROTO_BYTES = 2**31 - 1
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class OnnxExporter(Exporter):
+    """fp32 ONNX. int8 (Q/DQ after QAT) is not declared yet, so it is refused with a reason."""
+
+    name = "onnx"
+    precisions = ("fp32",)
+    file_suffix = ".onnx"
+    requires = ("onnx", "onnxscript")
+
+    def _export(self, model, example_input, out_path, *, precision, opset, input_names, output_names,
+                simplify: bool = True, dynamic_batch: bool = True) -> ExportResult:
+        _check_opset(opset)
+        args = example_input if isinstance(example_input, tuple) else (example_input,)
+        was_training = model.training
+        try:
+            proto, extra = _trace(model.eval(), args, opset, input_names, output_names, dynamic_batch)
+        finally:
+            model.train(was_training)
+        _check(proto, f"the {extra['exporter']} exporter")
+        extra["nodes"] = len(proto.graph.node)
+        if simplify:
+            proto = _slim(proto)
+            extra["nodes_simplified"] = len(proto.graph.node)
+        extra.update(simplified=simplify, requested_opset=opset, dynamic_batch=_has_dynamic_batch(proto))
+        _stamp(proto, {"edgekd.precision": precision})
+        _save(proto, out_path)
+        return ExportResult(
+            backend=self.name, precision=precision, path=out_path, sha256=sha256_file(out_path),
+            size_bytes=out_path.stat().st_size, opset=file_opset(proto), extra=extra,
+        )
+
+
+def _check_opset(opset: int) -> None:
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise EdgekdError(f"ONNX opset {opset} is not supported: use {MIN_OPSET}..{newest} (default 18)")
+
+
+def _trace(model, args, opset, input_names, output_names, dynamic_batch) -> tuple[Any, dict[str, Any]]:
+    """Try each (exporter, batch mode) in order; the first that works wins and the failures are recorded."""
+    engines = ("dynamo", "torchscript") if opset >= DYNAMO_MIN_OPSET else ("torchscript",)
+    batches = (True, False) if dynamic_batch else (False,)
+    failures: list[str] = []
+    for engine in engines:
+        for dynamic in batches:
+            run = _dynamo if engine == "dynamo" else _torchscript
+            try:
+                proto, caught = _recording_warnings(run, model, args, opset, input_names, output_names, dynamic)
+            except Exception as exc:  # exporters raise anything from torch.export to onnxscript errors
+                failures.append(f"{engine}{' (dynamic batch)' if dynamic else ''}: {_first_line(exc)}")
+                continue
+            if file_opset(proto) != opset:  # an exporter that "converts" may keep its own opset: not what was asked
+                failures.append(f"{engine}: wrote opset {file_opset(proto)}, not the requested {opset}")
+                break
+            extra = {"exporter": engine, "failed_attempts": failures, "warnings": caught}
+            if opset < DYNAMO_MIN_OPSET:
+                extra["exporter_reason"] = f"the dynamo exporter implements opset >= {DYNAMO_MIN_OPSET} only"
+            return proto, extra
+    raise EdgekdError("ONNX export failed — " + "; ".join(failures))
+
+
+def _recording_warnings(run, *args) -> tuple[Any, list[str]]:
+    # A TracerWarning ("converting a tensor to a Python boolean") means a branch was frozen into the
+    # graph; it belongs in the export record, where it is read, not scrolled past on the console.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        proto = run(*args)
+    lines = {f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught}
+    return proto, sorted(lines)
+
+
+def _dynamo(model, args, opset, input_names, output_names, dynamic) -> Any:
+    import torch
+
+    shapes = tuple({0: torch.export.Dim("batch")} for _ in args) if dynamic else None
+    program = torch.onnx.export(
+        model, args, dynamo=True, opset_version=opset, input_names=list(input_names),
+        output_names=list(output_names), dynamic_shapes=shapes, verbose=False,
+    )
+    return program.model_proto
+
+
+def _torchscript(model, args, opset, input_names, output_names, dynamic) -> Any:
+    import onnx
+    import torch
+
+    names = (*input_names, *output_names)
+    axes = {name: {0: "batch"} for name in names} if dynamic else None
+    with tempfile.TemporaryDirectory(prefix="edgekd-onnx-") as folder, warnings.catch_warnings():
+        # The legacy exporter announces its own deprecation on every call; which exporter ran is recorded instead.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        path = Path(folder) / "model.onnx"
+        torch.onnx.export(
+            model, args, str(path), dynamo=False, opset_version=opset, input_names=list(input_names),
+            output_names=list(output_names), dynamic_axes=axes,
+        )
+        return onnx.load(str(path))  # pulls in external data, if any, so the result is self-contained
+
+
+def _check(proto, producer: str) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise EdgekdError(f"{producer} produced an invalid ONNX graph: {_first_line(exc)}") from exc
+
+
+def _slim(proto) -> Any:
+    try:
+        import onnxslim
+    except ImportError as exc:
+        raise EdgekdError("simplify=True needs onnxslim: pip install onnxslim (or export with simplify=False)") from exc
+    slimmed = onnxslim.slim(proto)
+    _check(slimmed, "onnxslim")
+    return slimmed
+
+
+def _stamp(proto, props: dict[str, str]) -> None:
+    """Record edgekd facts in the file itself, so a profiler can tell an fp32 file from an int8 one."""
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in props]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *props.items()]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _save(proto, out_path: Path) -> None:
+    import onnx
+
+    if proto.ByteSize() > MAX_PROTO_BYTES:
+        raise EdgekdError(f"{out_path.name}: the model is over 2 GiB, too large to embed in one .onnx file")
+    with atomic_path(out_path) as tmp:
+        onnx.save(proto, str(tmp))
+
+
+def file_opset(proto) -> int | None:
+    """The default-domain opset the file declares."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def _has_dynamic_batch(proto) -> bool:
+    dims = [i.type.tensor_type.shape.dim for i in proto.graph.input]
+    return bool(dims) and all(len(d) > 0 and d[0].HasField("dim_param") for d in dims)
+
+
+def _first_line(exc: BaseException) -> str:
+    # torch.onnx wraps the real error ("Failed to export ... step 1/3"); the innermost cause says what broke.
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0].strip() if lines else ''}"[:300]

@@ -1,0 +1,182 @@
+"""Parity: the exported file must compute what the PyTorch model computes, on the same inputs.
+
+Two budgets: the largest absolute output difference, and the change of the task metric
+(`metric_runtime - metric_torch`). The relative difference is reported for reading, not gated:
+it is |a - b| / max(|a|, REL_EPS) with `a` the PyTorch output, so outputs near zero do not blow it up
+to infinity (they can still make it large, which is why the absolute budget is the gate).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekd.errors import CheckFailed, EdgekdError
+
+REL_EPS = 1e-6
+MetricFn = Callable[[Any, Any], float]
+
+
+@dataclass
+class ParityResult:
+    samples: int
+    max_abs_diff: float
+    max_rel_diff: float
+    metric_torch: float | None
+    metric_runtime: float | None
+    metric_delta: float | None
+    budget_max_abs_diff: float
+    budget_max_metric_delta: float | None
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def failure_reason(self) -> str:
+        """One line naming each budget that was exceeded and by how much; '' when it passed."""
+        reasons = []
+        if not _within(self.max_abs_diff, self.budget_max_abs_diff):
+            reasons.append(f"max |Δ| {self.max_abs_diff:.3g} > budget {self.budget_max_abs_diff:.3g}")
+        if self.budget_max_metric_delta is not None and self.metric_delta is not None:
+            if not _within(abs(self.metric_delta), self.budget_max_metric_delta):
+                reasons.append(f"metric Δ {self.metric_delta:+.4g} exceeds ±{self.budget_max_metric_delta:.4g}")
+        return "; ".join(reasons)
+
+
+def check_parity(
+    torch_model: Any,
+    onnx_path: str | Path,
+    inputs: np.ndarray,
+    *,
+    targets: Any = None,
+    metric_fn: MetricFn | None = None,
+    max_abs_diff: float,
+    max_metric_delta: float | None,
+    batch_size: int = 64,
+    threads: int = 2,
+) -> ParityResult:
+    """Run PyTorch (eval, no_grad) and ONNX Runtime (CPU) on `inputs`; compare outputs and the metric.
+
+    `metric_fn(outputs, targets)` gets the first output as an array (a model with several outputs:
+    the tuple of arrays). With no `metric_fn` the metric fields are None and only outputs are gated.
+
+    >>> result = check_parity(model, "student.onnx", x, targets=y, metric_fn=score, max_abs_diff=1e-4,
+    ...                       max_metric_delta=0.01)
+    """
+    if batch_size < 1:
+        raise EdgekdError(f"parity batch_size must be >= 1, got {batch_size}")
+    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+    if len(inputs) == 0:
+        raise EdgekdError("parity check needs at least one input sample")
+    reference = _torch_outputs(torch_model, inputs, batch_size)
+    runtime = _runtime_outputs(Path(onnx_path), inputs, batch_size, threads)
+    if len(reference) != len(runtime):
+        raise EdgekdError(f"{Path(onnx_path).name}: {len(runtime)} outputs, the PyTorch model has {len(reference)}")
+    abs_diff, rel_diff = _differences(reference, runtime)
+    metric_torch = metric_runtime = delta = None
+    if metric_fn is not None:
+        metric_torch = float(metric_fn(_for_metric(reference), targets))
+        metric_runtime = float(metric_fn(_for_metric(runtime), targets))
+        delta = metric_runtime - metric_torch
+    passed = _within(abs_diff, max_abs_diff) and (
+        max_metric_delta is None or delta is None or _within(abs(delta), max_metric_delta)
+    )
+    return ParityResult(len(inputs), abs_diff, rel_diff, metric_torch, metric_runtime, delta,
+                        max_abs_diff, max_metric_delta, passed)
+
+
+def assert_parity(result: ParityResult, context: str) -> None:
+    """Raise CheckFailed (exit 1) when `result` is out of budget; `context` names what was checked."""
+    if not result.passed:
+        raise CheckFailed(f"{context}: parity out of budget — {result.failure_reason()}")
+
+
+def _within(value: float, budget: float) -> bool:
+    # Written so that NaN (a broken graph) is never "within" any budget.
+    return not math.isnan(value) and value <= budget
+
+
+def _torch_outputs(model: Any, inputs: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    import torch
+
+    was_training = model.training
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    model.eval()
+    chunks: list[list[np.ndarray]] = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(inputs), batch_size):
+                out = model(torch.from_numpy(inputs[start:start + batch_size]).to(device))
+                chunks.append([t.detach().float().cpu().numpy() for t in _flatten(out)])
+    finally:
+        model.train(was_training)
+    return _concat(chunks)
+
+
+def _flatten(out: Any) -> list[Any]:
+    if isinstance(out, dict):
+        return [t for value in out.values() for t in _flatten(value)]
+    if isinstance(out, (tuple, list)):
+        return [t for value in out for t in _flatten(value)]
+    return [out]
+
+
+def _runtime_outputs(path: Path, inputs: np.ndarray, batch_size: int, threads: int) -> list[np.ndarray]:
+    session = _session(path, threads)
+    spec = session.get_inputs()[0]
+    fixed = spec.shape[0] if isinstance(spec.shape[0], int) else None
+    step = fixed or batch_size
+    chunks = []
+    for start in range(0, len(inputs), step):
+        batch = inputs[start:start + step]
+        padded = _pad(batch, fixed) if fixed else batch  # a static-batch file gets full batches, then is trimmed
+        chunks.append([np.asarray(o, dtype=np.float32)[:len(batch)] for o in session.run(None, {spec.name: padded})])
+    return _concat(chunks)
+
+
+def _session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise EdgekdError(f"ONNX file not found: {path}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for unreadable or unsupported graphs
+        raise EdgekdError(f"{path.name}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from exc
+
+
+def _pad(batch: np.ndarray, size: int) -> np.ndarray:
+    missing = size - len(batch)
+    return batch if missing == 0 else np.concatenate([batch, np.zeros((missing, *batch.shape[1:]), batch.dtype)])
+
+
+def _concat(chunks: list[list[np.ndarray]]) -> list[np.ndarray]:
+    return [np.concatenate([chunk[i] for chunk in chunks]) for i in range(len(chunks[0]))]
+
+
+def _differences(reference: list[np.ndarray], runtime: list[np.ndarray]) -> tuple[float, float]:
+    abs_max = rel_max = 0.0
+    for a, b in zip(reference, runtime):
+        if a.shape != b.shape:
+            raise EdgekdError(f"output shape differs: PyTorch {a.shape}, ONNX Runtime {b.shape}")
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        # np.max propagates NaN, so a NaN anywhere fails the absolute budget.
+        abs_max = max(abs_max, float(np.max(diff)), key=_nan_first)
+        rel = diff / np.maximum(np.abs(a.astype(np.float64)), REL_EPS)
+        rel_max = max(rel_max, float(np.max(rel)), key=_nan_first)
+    return abs_max, rel_max
+
+
+def _nan_first(value: float) -> float:
+    return math.inf if math.isnan(value) else value
+
+
+def _for_metric(outputs: list[np.ndarray]) -> Any:
+    return outputs[0] if len(outputs) == 1 else tuple(outputs)

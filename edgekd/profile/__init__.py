@@ -1,0 +1,1 @@
+"""Latency measurement: statistics, host environment, and local runtimes (imported lazily)."""

@@ -1,0 +1,159 @@
+"""Turn a Report into report.json (machines) and report.md (a PR comment people read)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekd.artifacts import atomic_write_json, atomic_write_text
+from edgekd.report.schema import ModelEntry, ParityEntry, Report
+
+TEACHER, STUDENT = "teacher", "student"
+
+
+def ratios(report: Report) -> dict[str, float]:
+    """teacher / student for size, compute and p50 latency per runtime (> 1: the student is better).
+
+    Empty unless the report has both a "teacher" and a "student"; a zero student value is skipped.
+    """
+    teacher, student = report.model(TEACHER), report.model(STUDENT)
+    if teacher is None or student is None:
+        return {}
+    pairs = {
+        "parameters": (teacher.parameters, student.parameters),
+        "macs": (teacher.macs, student.macs),
+        "file_size": (teacher.file_size_bytes, student.file_size_bytes),
+    }
+    for runtime in teacher.latency.keys() & student.latency.keys():
+        pairs[f"latency_p50_{runtime}"] = (teacher.latency[runtime].stats.p50_ms, student.latency[runtime].stats.p50_ms)
+    return {key: t / s for key, (t, s) in sorted(pairs.items()) if s > 0}
+
+
+def to_markdown(report: Report) -> str:
+    """The whole report as Markdown: model table, ratio line, parity table, environment, notes."""
+    sections = [
+        f"# edgekd report — {report.recipe} ({report.task})",
+        f"Created {report.created} by edgekd {report.edgekd_version}; config `{report.config_hash[:12]}`.",
+        "## Models\n\n" + _models_table(report),
+    ]
+    line = ratio_line(report)
+    if line:
+        sections.append(f"**{line}**")
+    if report.parity:
+        sections.append("## Parity (exported file vs PyTorch)\n\n" + _parity_table(report.parity))
+    sections.append("## Environment\n\n" + environment_line(report.environment))
+    if report.notes:
+        sections.append("## Notes\n\n" + "\n".join(f"- {note}" for note in report.notes))
+    return "\n\n".join(sections) + "\n"
+
+
+def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
+    """Write report.json and report.md into `out_dir`, each atomically."""
+    out_dir = Path(out_dir)
+    return {
+        "json": atomic_write_json(out_dir / "report.json", report.model_dump(mode="json")),
+        "md": atomic_write_text(out_dir / "report.md", to_markdown(report)),
+    }
+
+
+def ratio_line(report: Report) -> str:
+    """e.g. "student: 12.7× fewer parameters, 11.9× smaller file, 4.1× fewer MACs, 2.0× faster (p50, onnxruntime, 2 threads)"."""
+    found = report.ratios or ratios(report)
+    parts = [
+        _phrase(found.get("parameters"), "fewer parameters", "more parameters", "as many parameters"),
+        _phrase(found.get("file_size"), "smaller file", "larger file", "same file size"),
+        _phrase(found.get("macs"), "fewer MACs", "more MACs", "as many MACs"),
+    ]
+    student = report.model(STUDENT)
+    for key in sorted(k for k in found if k.startswith("latency_p50_")):
+        runtime = key.removeprefix("latency_p50_")
+        threads = student.latency[runtime].threads if student and runtime in student.latency else None
+        setting = f"p50, {runtime}" + (f", {threads} threads" if threads else "")
+        parts.append(_phrase(found[key], "faster", "slower", "same speed") + f" ({setting})")
+    parts = [p for p in parts if p]
+    return f"{STUDENT}: " + ", ".join(parts) if parts else ""
+
+
+def environment_line(environment: dict) -> str:
+    if not environment:
+        return "not recorded"
+    packages = environment.get("packages", {})
+    versions = ", ".join(f"{name} {packages[name]}" for name in ("onnxruntime", "torch", "onnx") if name in packages)
+    cores = f"{environment.get('logical_cores', '?')} logical cores ({environment.get('usable_cores', '?')} usable)"
+    fields = [environment.get("cpu", "unknown CPU"), cores, environment.get("os", ""),
+              f"Python {environment.get('python', '?')}", versions]
+    return "; ".join(f for f in fields if f)
+
+
+def _phrase(ratio: float | None, better: str, worse: str, same: str) -> str:
+    if not ratio:
+        return ""
+    if round(ratio, 1) == 1.0 and round(1 / ratio, 1) == 1.0:  # "1.0× fewer" reads as a claim; it is not one
+        return same
+    return f"{ratio:.1f}× {better}" if ratio >= 1 else f"{1 / ratio:.1f}× {worse}"
+
+
+def _models_table(report: Report) -> str:
+    models = report.models
+    if not models:
+        return "_no models_"
+    rows = [
+        ("architecture", [m.arch for m in models]),
+        ("parameters", [_count(m.parameters) for m in models]),
+        ("trainable parameters", [_count(m.trainable_parameters) for m in models]),
+        ("MACs", [_count(m.macs) for m in models]),
+        ("file size", [_bytes(m.file_size_bytes) for m in models]),
+        *_metric_rows(report),
+        *_latency_rows(models),
+    ]
+    return _table(["", *(m.role for m in models)], [[name, *cells] for name, cells in rows], right_from=1)
+
+
+def _metric_rows(report: Report) -> list[tuple[str, list[str]]]:
+    names = sorted({key for m in report.models for key in m.metrics})
+    spec = report.metric
+    label = f"{spec.name}, {{}} ({spec.unit}, {'lower' if spec.lower_is_better else 'higher'} is better)"
+    return [(label.format(n), [_num(m.metrics.get(n)) for m in report.models]) for n in names]
+
+
+def _latency_rows(models: list[ModelEntry]) -> list[tuple[str, list[str]]]:
+    rows = []
+    for runtime in sorted({r for m in models for r in m.latency}):
+        for pct in ("p50", "p90"):
+            cells = [_num(getattr(m.latency[runtime].stats, f"{pct}_ms")) if runtime in m.latency else "-" for m in models]
+            rows.append((f"latency {pct}, {runtime} (ms)", cells))
+    return rows
+
+
+def _parity_table(entries: list[ParityEntry]) -> str:
+    header = ["model", "backend", "precision", "max abs Δ", "max rel Δ", "metric (PyTorch)", "metric (runtime)",
+              "metric Δ", "passed"]
+    rows = [
+        [e.role, e.backend, e.precision, f"{e.max_abs_diff:.2e}", f"{e.max_rel_diff:.2e}", _num(e.metric_torch),
+         _num(e.metric_runtime), "-" if e.metric_delta is None else f"{e.metric_delta:+.2e}", "yes" if e.passed else "**NO**"]
+        for e in entries
+    ]
+    return _table(header, rows, right_from=3)
+
+
+def _table(header: list[str], rows: list[list[str]], right_from: int) -> str:
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    lines = [header, align, *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def _count(value: float) -> str:
+    for scale, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return str(value)
+
+
+def _bytes(value: int) -> str:
+    for scale, suffix in ((2**30, " GiB"), (2**20, " MiB"), (2**10, " KiB")):
+        if value >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value} B"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

@@ -1,0 +1,102 @@
+"""The report schema (versioned): what a run measured, in a form `edgekd check` can compare later.
+
+Bump SCHEMA_VERSION on any change that an older reader would misread; `load_report` refuses
+versions it does not know instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgekd.errors import EdgekdError
+from edgekd.profile.local import ProfileResult
+
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricSpec(_Strict):
+    name: str
+    unit: str
+    lower_is_better: bool
+
+
+class ModelEntry(_Strict):
+    role: str
+    arch: str
+    parameters: int
+    trainable_parameters: int
+    macs: int
+    file_size_bytes: int
+    # Variants of the task metric, e.g. {"general": 2.1, "personalized": 1.6}.
+    metrics: dict[str, float] = Field(default_factory=dict)
+    # Keyed by runtime ("onnxruntime", "openvino", ...).
+    latency: dict[str, ProfileResult] = Field(default_factory=dict)
+
+
+class ParityEntry(_Strict):
+    role: str
+    backend: str
+    precision: str
+    max_abs_diff: float
+    max_rel_diff: float
+    metric_torch: float | None = None
+    metric_runtime: float | None = None
+    metric_delta: float | None = None
+    passed: bool
+
+
+class Report(_Strict):
+    schema_version: int = SCHEMA_VERSION
+    recipe: str
+    task: str
+    created: str
+    edgekd_version: str
+    config_hash: str
+    metric: MetricSpec
+    models: list[ModelEntry] = Field(default_factory=list)
+    parity: list[ParityEntry] = Field(default_factory=list)
+    ratios: dict[str, float] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+    def model(self, role: str) -> ModelEntry | None:
+        return next((m for m in self.models if m.role == role), None)
+
+
+def load_report(path: str | Path) -> Report:
+    """Read and validate a report.json; any problem is an EdgekdError with a one-line message."""
+    path = Path(path)
+    data = _read_json(path)
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise EdgekdError(f"{path}: report schema_version {version!r} is not supported (this edgekd reads {SCHEMA_VERSION})")
+    try:
+        return Report.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise EdgekdError(f"{path}: invalid report at '{where}': {first['msg']}") from exc
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise EdgekdError(f"report not found: {path}") from exc
+    except OSError as exc:
+        raise EdgekdError(f"cannot read report {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EdgekdError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise EdgekdError(f"{path}: a report is a JSON object, found {type(data).__name__}")
+    return data
