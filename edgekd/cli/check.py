@@ -29,15 +29,19 @@ def check_command(
         out.print(json.dumps(comparison.to_dict(), indent=2), highlight=False, markup=False)
     else:
         out.print(_table(comparison))
+        for note in comparison.notes:
+            out.print(f"[yellow]note:[/yellow] {note}")
     if comparison.failed:
         raise typer.Exit(1)
 
 
 def _table(comparison) -> Table:
-    table = Table("model", "quantity", "baseline", "current", "change", "budget", "", title="edgekd check")
+    table = Table("model", "quantity", "baseline", "current", "change", "budget", "", "note", title="edgekd check")
     for row in comparison.rows:
         mark = "[green]ok[/green]" if row.ok else "[bold red]FAIL[/bold red]"
-        table.add_row(row.role, row.quantity, _fmt(row.baseline), _fmt(row.current), row.change, row.budget, mark)
+        table.add_row(
+            row.role, row.quantity, _fmt(row.baseline), _fmt(row.current), row.change, row.budget, mark, row.note
+        )
     return table
 
 

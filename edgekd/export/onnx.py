@@ -101,6 +101,9 @@ def _dynamo(model, args, opset, input_names, output_names, dynamic) -> Any:
     import torch
 
     shapes = tuple({0: torch.export.Dim("batch")} for _ in args) if dynamic else None
+    if dynamic:
+        # torch.export specialises a size-1 dimension to the constant 1, so trace a dynamic batch with 2.
+        args = tuple(torch.cat([a, a]) if a.shape[0] == 1 else a for a in args)
     program = torch.onnx.export(
         model, args, dynamo=True, opset_version=opset, input_names=list(input_names),
         output_names=list(output_names), dynamic_shapes=shapes, verbose=False,
