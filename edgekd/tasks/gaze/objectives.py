@@ -8,7 +8,7 @@ from torch import nn
 
 from edgekd.distill.hooks import FeatureCapture
 from edgekd.distill.losses import KD_LOSSES
-from edgekd.models import FeatureDecoder, PixelDecoder
+from edgekd.models import FeatureDecoder, PixelDecoder, eval_frozen_batchnorm_
 
 
 class GazeRegression(nn.Module):
@@ -17,6 +17,11 @@ class GazeRegression(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+
+    def train(self, mode: bool = True) -> "GazeRegression":
+        super().train(mode)
+        eval_frozen_batchnorm_(self.model)  # frozen adapters keep their statistics too
+        return self
 
     def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, targets = batch
@@ -59,6 +64,7 @@ class MaskedFeatureDistillation(nn.Module):
     def train(self, mode: bool = True) -> "MaskedFeatureDistillation":
         super().train(mode)
         self.teacher.eval()  # the teacher is a fixed target: no BatchNorm updates
+        eval_frozen_batchnorm_(self.student)  # the inherited, frozen stage 1 keeps the teacher's statistics
         return self
 
     def forward(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
