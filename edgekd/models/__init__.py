@@ -20,7 +20,7 @@ from edgekd.models.adapters import (  # noqa: E402
     insert_adapters_,
     set_trainable_,
 )
-from edgekd.models.complexity import count_macs, count_parameters  # noqa: E402
+from edgekd.models.complexity import count_macs, count_parameters, deploy_copy  # noqa: E402
 from edgekd.models.convnextv2 import (  # noqa: E402
     build_convnextv2_adapter,
     convnextv2_atto_gaze,
@@ -42,6 +42,7 @@ __all__ = [
     "convnextv2_atto_gaze",
     "copy_stage1_",
     "count_macs",
+    "deploy_copy",
     "count_parameters",
     "dft_gaze_student",
     "eval_frozen_batchnorm_",

@@ -33,3 +33,18 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+def deploy_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy with every `fuse_for_deploy_()` applied (e.g. adapter BatchNorm folded).
+
+    Export the copy, compare against the original: the parity check then also proves the fusion exact.
+    """
+    import copy
+
+    fused = copy.deepcopy(model).eval()
+    for module in fused.modules():
+        fuse = getattr(module, "fuse_for_deploy_", None)
+        if callable(fuse):
+            fuse()
+    return fused

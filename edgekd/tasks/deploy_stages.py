@@ -21,7 +21,7 @@ ONNX_DIR = "onnx"
 def run_export(task: Task, ctx: StageContext) -> dict[str, Any]:
     from edgekd.export import EXPORTERS
     from edgekd.export.parity import check_parity
-    from edgekd.models import count_macs, count_parameters
+    from edgekd.models import count_macs, count_parameters, deploy_copy
 
     cfg = ctx.recipe.export
     exporter = EXPORTERS.get("onnx")
@@ -30,7 +30,7 @@ def run_export(task: Task, ctx: StageContext) -> dict[str, Any]:
     for deploy in task.deploy_models(ctx):
         path = ctx.stage_dir / ONNX_DIR / f"{deploy.role}.onnx"
         exported = exporter.export(
-            deploy.module, torch.zeros(deploy.input_shape), path, opset=cfg.opset,
+            deploy_copy(deploy.module), torch.zeros(deploy.input_shape), path, opset=cfg.opset,
             input_names=deploy.input_names, output_names=deploy.output_names, simplify=cfg.simplify,
         )
         parity = check_parity(
@@ -122,7 +122,7 @@ def _model_entries(task: Task, ctx: StageContext) -> list[dict[str, Any]]:
             "metrics": metrics.get(role, {}),
             "latency": {"onnxruntime": latency[role]} if role in latency else {},
         }
-        for role, info in models.items()
+        for role, info in sorted(models.items(), key=lambda item: -item[1]["parameters"])  # teacher first
     ]
 
 

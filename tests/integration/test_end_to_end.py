@@ -40,7 +40,7 @@ def test_report_compares_teacher_and_student(finished_run) -> None:
     assert 3_000_000 < models["teacher"].parameters < 4_000_000
     assert models["student"].parameters < 300_000
     for entry in models.values():
-        assert set(entry.metrics) >= {"general", "personalized"}
+        assert set(entry.metrics) >= {"general", "new_subjects", "new_subjects_personalized"}
         assert entry.latency["onnxruntime"].stats.p50_ms > 0
     assert report.ratios["parameters"] > 10 and report.ratios["macs"] > 3
     assert all(p.passed for p in report.parity) and len(report.parity) == 2

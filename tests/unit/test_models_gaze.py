@@ -136,3 +136,28 @@ def test_torch_export_works(teacher: torch.nn.Module, student: torch.nn.Module) 
 def test_unknown_model_name_suggests_the_closest() -> None:
     with pytest.raises(EdgekdError, match="dft_gaze_student"):
         MODELS.get("dft_gaze_studnet")
+
+
+def test_deploy_copy_folds_adapter_batchnorm_exactly() -> None:
+    from torch import nn
+
+    from edgekd.models import MODELS, deploy_copy
+
+    torch.manual_seed(0)
+    model = MODELS.get("dft_gaze_student")()
+    model.train()
+    for _ in range(3):  # give the adapter BatchNorms non-trivial running statistics
+        model(torch.randn(8, 1, 64, 64))
+    for module in model.modules():  # and non-zero adapters, so the fold matters
+        if isinstance(module, nn.BatchNorm1d):
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.2, 0.2)
+        if type(module).__name__ == "Adapter":
+            nn.init.normal_(module.fc_up.weight, std=0.05)
+    model.eval()
+    fused = deploy_copy(model)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in fused.modules())
+    assert any(isinstance(m, nn.BatchNorm1d) for m in model.modules())  # the original is untouched
+    x = torch.randn(4, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-4)

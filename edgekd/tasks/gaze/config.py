@@ -94,8 +94,9 @@ class GazePersonalize(StrictModel):
 
     trainable: Literal["last_stage_adapters", "adapters"] = "last_stage_adapters"
     steps: int = Field(60, gt=0)
-    lr: float = Field(3e-3, gt=0)
+    lr: float = Field(1e-3, gt=0)
     replay_per_step: int = Field(16, ge=0, description="general-set images mixed into each step")
+    replay_weight: float = Field(0.25, ge=0, description="weight of the replay term next to the subject's own shots")
 
 
 class GazeRecipe(RecipeBase):

@@ -30,12 +30,14 @@ def personalize_subject(model: nn.Module, shots: GazeArrays, replay: GazeArrays,
     shot_x = torch.from_numpy(common.normalise(shots.images))
     shot_y = torch.from_numpy(np.deg2rad(shots.gaze_deg).astype(np.float32))
     for _ in range(cfg.steps):
-        x, y = shot_x, shot_y
-        if cfg.replay_per_step and len(replay.images):
+        loss = F.l1_loss(tuned(shot_x), shot_y)
+        if cfg.replay_per_step and cfg.replay_weight and len(replay.images):
+            # Replayed general images are other people: pooled with the shots they would outvote this person's
+            # offset (L1 follows the median), so they enter as a separately weighted term against forgetting.
             pick = generator.choice(len(replay.images), size=cfg.replay_per_step, replace=False)
-            x = torch.cat([x, torch.from_numpy(common.normalise(replay.images[pick]))])
-            y = torch.cat([y, torch.from_numpy(np.deg2rad(replay.gaze_deg[pick]).astype(np.float32))])
-        loss = F.l1_loss(tuned(x), y)
+            x = torch.from_numpy(common.normalise(replay.images[pick]))
+            y = torch.from_numpy(np.deg2rad(replay.gaze_deg[pick]).astype(np.float32))
+            loss = loss + cfg.replay_weight * F.l1_loss(tuned(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

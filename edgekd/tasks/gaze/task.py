@@ -78,8 +78,9 @@ class GazeTask(Task):
         return {
             role: {
                 "general": general[role],
-                "before_personalization": personal[role]["before"],
-                "personalized": personal[role]["after"],
+                # held-out subjects, then new subjects before and after k-shot personalization
+                "new_subjects": personal[role]["before"],
+                "new_subjects_personalized": personal[role]["after"],
             }
             for role in ("teacher", "student")
         }
