@@ -30,9 +30,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         _fsync(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual file mode
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _fsync(path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from edgekd import api
@@ -30,7 +31,7 @@ def check_command(
     else:
         out.print(_table(comparison))
         for note in comparison.notes:
-            out.print(f"[yellow]note:[/yellow] {note}")
+            out.print(f"[yellow]note:[/yellow] {escape(note)}")
     if comparison.failed:
         raise typer.Exit(1)
 

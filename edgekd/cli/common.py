@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 from edgekd.errors import EdgekdError
@@ -34,7 +35,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
         except EdgekdError as error:
             if STATE["debug"]:
                 raise
-            err.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted: completed stages and the last checkpoint are kept; rerun to resume")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
 from edgekd import api
@@ -20,7 +21,7 @@ def doctor_command(as_json: JsonOpt = False) -> None:
     out.print(f"edgekd {info['edgekd']}")
     runtimes = Table("runtime", "available", "version", "how to get it", title="Runtimes")
     for row in info["runtimes"]:
-        runtimes.add_row(row["runtime"], _mark(row["available"]), row["version"] or "-", row["hint"])
+        runtimes.add_row(row["runtime"], _mark(row["available"]), row["version"] or "-", escape(row["hint"]))
     extras = Table("extra", "installed", "missing packages", title="Optional extras")
     for row in info["extras"]:
         extras.add_row(row["extra"], _mark(row["installed"]), ", ".join(row["missing"]) or "-")

@@ -56,3 +56,17 @@ def test_registry_suggests_the_closest_name() -> None:
         things.get("masked_mes")
     with pytest.raises(ValueError, match="twice"):
         things.register("masked_mse")(2)
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path) -> None:
+    import os
+    import stat
+
+    from edgekd.artifacts import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
