@@ -26,9 +26,15 @@ class GazeTask(Task):
     metric = MetricSpec(name="angular_error", unit="°", lower_is_better=True)
 
     def preflight(self, recipe: Any) -> None:
-        """Every distillation pair names layers that exist in the student and the teacher."""
+        """A user's data folder has its label files, and every distillation pair names real layers."""
         from edgekd.distill.hooks import resolve_module
         from edgekd.errors import EdgekdError
+
+        if recipe.data.source == "folder":
+            for split in ("train", "test", "personal"):
+                labels = recipe.data.root / split / "labels.csv"
+                if not labels.is_file():
+                    raise EdgekdError(f"data.root: {labels} not found (layout: docs/gaze_data.md)")
 
         models = {"student": common.build_model(recipe.distill.arch), "teacher": common.build_model(recipe.teacher.arch)}
         for index, pair in enumerate(recipe.distill.pairs):
