@@ -75,13 +75,7 @@ def _read_json(path: Path) -> Any:
 
 
 def read_manifest(stage_dir: Path) -> Optional[dict[str, Any]]:
-    path = stage_dir / MANIFEST_NAME
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
+    return _read_json(stage_dir / MANIFEST_NAME)
 
 
 def outputs_intact(stage_dir: Path, manifest: dict[str, Any]) -> bool:

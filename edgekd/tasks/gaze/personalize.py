@@ -30,14 +30,17 @@ def personalize_subject(model: nn.Module, shots: GazeArrays, replay: GazeArrays,
     shot_x = torch.from_numpy(common.normalise(shots.images))
     shot_y = torch.from_numpy(np.deg2rad(shots.gaze_deg).astype(np.float32))
     for _ in range(cfg.steps):
-        loss = F.l1_loss(tuned(shot_x), shot_y)
+        x, y, shots_n = shot_x, shot_y, len(shot_x)
         if cfg.replay_per_step and cfg.replay_weight and len(replay.images):
+            pick = generator.choice(len(replay.images), size=cfg.replay_per_step, replace=False)
+            x = torch.cat([x, torch.from_numpy(common.normalise(replay.images[pick]))])
+            y = torch.cat([y, torch.from_numpy(np.deg2rad(replay.gaze_deg[pick]).astype(np.float32))])
+        pred = tuned(x)  # one forward; BatchNorm is in eval mode, so batching does not mix the two sets
+        loss = F.l1_loss(pred[:shots_n], y[:shots_n])
+        if len(x) > shots_n:
             # Replayed general images are other people: pooled with the shots they would outvote this person's
             # offset (L1 follows the median), so they enter as a separately weighted term against forgetting.
-            pick = generator.choice(len(replay.images), size=cfg.replay_per_step, replace=False)
-            x = torch.from_numpy(common.normalise(replay.images[pick]))
-            y = torch.from_numpy(np.deg2rad(replay.gaze_deg[pick]).astype(np.float32))
-            loss = loss + cfg.replay_weight * F.l1_loss(tuned(x), y)
+            loss = loss + cfg.replay_weight * F.l1_loss(pred[shots_n:], y[shots_n:])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

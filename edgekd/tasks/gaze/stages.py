@@ -12,12 +12,9 @@ from edgekd.distill.loop import fit
 from edgekd.models import copy_stage1_, count_parameters, set_trainable_
 from edgekd.pipeline import StageContext
 from edgekd.tasks.gaze import common
-from edgekd.tasks.gaze.dataset import GazeTorchDataset, generate_dataset, load_split
+from edgekd.tasks.gaze.dataset import SPLITS, GazeTorchDataset, generate_dataset, load_split
 from edgekd.tasks.gaze.metrics import balanced_cluster_indices
 from edgekd.tasks.gaze.objectives import GazeRegression, MaskedFeatureDistillation
-
-SPLITS = ("train", "test", "personal")
-
 
 def run_data(ctx: StageContext) -> dict[str, Any]:
     data = ctx.recipe.data

@@ -11,6 +11,7 @@ from edgekd.pipeline import Stage, StageContext
 from edgekd.tasks.base import TASKS, DeployModel, MetricSpec, Task
 from edgekd.tasks.deploy_stages import deploy_stages
 from edgekd.tasks.gaze import common
+from edgekd.tasks.gaze.dataset import SPLITS
 from edgekd.tasks.gaze.metrics import angular_error_deg
 from edgekd.tasks.gaze.personalize import run_personalize
 from edgekd.tasks.gaze.stages import run_data, run_distill, run_finetune, run_teacher, student_weights, teacher_weights
@@ -31,7 +32,7 @@ class GazeTask(Task):
         from edgekd.errors import EdgekdError
 
         if recipe.data.source == "folder":
-            for split in ("train", "test", "personal"):
+            for split in SPLITS:
                 labels = recipe.data.root / split / "labels.csv"
                 if not labels.is_file():
                     raise EdgekdError(f"data.root: {labels} not found (layout: docs/gaze_data.md)")
