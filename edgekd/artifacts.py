@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 MANIFEST_NAME = "manifest.json"
-_VERSIONED_PACKAGES = ("edgekd", "torch", "timm", "numpy", "onnx", "onnxruntime", "openvino")
+_VERSIONED_PACKAGES = ("edgekd", "torch", "timm", "numpy", "onnx", "onnxruntime", "openvino", "nncf")
 
 
 @contextlib.contextmanager

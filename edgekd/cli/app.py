@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from edgekd import __version__
-from edgekd.cli import check, doctor, recipe, run
+from edgekd.cli import check, deploy, doctor, export, predict, profile, qat, recipe, run
 from edgekd.cli.common import STATE
 
 app = typer.Typer(
@@ -37,8 +37,13 @@ def _root(
 
 app.command("run")(run.run_command)
 app.add_typer(recipe.app, name="recipe")
+app.command("qat")(qat.qat_command)
+app.command("export")(export.export_command)
 app.command("check")(check.check_command)
 app.command("doctor")(doctor.doctor_command)
+app.command("predict")(predict.predict_command)
+app.command("profile")(profile.profile_command)
+app.command("deploy")(deploy.deploy_command)
 
 
 def main() -> None:

@@ -14,8 +14,12 @@ EXPORTERS: Registry[Exporter] = Registry("exporter")
 
 def _register_backends() -> None:
     from edgekd.export.onnx import OnnxExporter
+    from edgekd.export.openvino import OpenVinoExporter
+    from edgekd.export.tensorrt import TensorRtExporter
 
     EXPORTERS.register("onnx")(OnnxExporter())
+    EXPORTERS.register("openvino")(OpenVinoExporter())
+    EXPORTERS.register("tensorrt")(TensorRtExporter())
 
 
 _register_backends()

@@ -42,7 +42,10 @@ class Exporter(ABC):
     """
 
     name: str = ""
+    runtime: str = ""  # the runtime that executes what this backend writes
     precisions: tuple[str, ...] = ()
+    # Precisions this backend could be asked for but does not produce, each with the reason.
+    refused: dict[str, str] = {}
     file_suffix: str = ""
     # Python modules the backend needs, and the pip extra that installs them (None: a core dependency).
     requires: tuple[str, ...] = ()
@@ -50,6 +53,18 @@ class Exporter(ABC):
 
     def is_available(self) -> bool:
         return not self._missing_modules()
+
+    def capabilities(self) -> dict[str, Any]:
+        """What this backend produces, what it refuses and why, and whether it can run here."""
+        return {
+            "backend": self.name,
+            "runtime": self.runtime,
+            "precisions": list(self.precisions),
+            "refused": dict(self.refused),
+            "file_suffix": self.file_suffix,
+            "available": self.is_available(),
+            "missing": self.missing_reason(),
+        }
 
     def missing_reason(self) -> str:
         missing = self._missing_modules()
@@ -81,8 +96,9 @@ class Exporter(ABC):
         if not self.is_available():
             raise EdgekdError(self.missing_reason())
         if precision not in self.precisions:
+            reason = self.refused.get(precision, "not implemented by this backend")
             raise EdgekdError(
-                f"the {self.name} exporter cannot produce precision '{precision}' "
+                f"the {self.name} exporter cannot produce precision '{precision}': {reason} "
                 f"(supported: {', '.join(self.precisions)})"
             )
         if self.file_suffix and out_path.suffix != self.file_suffix:

@@ -26,20 +26,29 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class OnnxExporter(Exporter):
-    """fp32 ONNX. int8 (Q/DQ after QAT) is not declared yet, so it is refused with a reason."""
+    """fp32 ONNX from a float model; int8 as a Q/DQ graph from a quantized (PTQ/QAT) model."""
 
     name = "onnx"
-    precisions = ("fp32",)
+    runtime = "onnxruntime"
+    precisions = ("fp32", "int8")
+    refused = {
+        "fp16": "ONNX Runtime's CPU provider has few fp16 kernels and inserts casts around the rest; "
+                "export fp16 for OpenVINO or TensorRT instead",
+    }
     file_suffix = ".onnx"
     requires = ("onnx", "onnxscript")
 
     def _export(self, model, example_input, out_path, *, precision, opset, input_names, output_names,
                 simplify: bool = True, dynamic_batch: bool = True) -> ExportResult:
         _check_opset(opset)
+        _check_quantization(model, precision)
         args = example_input if isinstance(example_input, tuple) else (example_input,)
         was_training = model.training
         try:
-            proto, extra = _trace(model.eval(), args, opset, input_names, output_names, dynamic_batch)
+            if precision == "int8":
+                proto, extra = _trace_qdq(model, args, opset, input_names, output_names, dynamic_batch)
+            else:
+                proto, extra = _trace(model.eval(), args, opset, input_names, output_names, dynamic_batch)
         finally:
             model.train(was_training)
         _check(proto, f"the {extra['exporter']} exporter")
@@ -54,6 +63,31 @@ class OnnxExporter(Exporter):
             backend=self.name, precision=precision, path=out_path, sha256=sha256_file(out_path),
             size_bytes=out_path.stat().st_size, opset=file_opset(proto), extra=extra,
         )
+
+
+def _check_quantization(model, precision: str) -> None:
+    from edgekd.quant.nncf_quant import is_quantized
+
+    quantized = is_quantized(model)
+    if precision == "int8" and not quantized:
+        raise EdgekdError(
+            "int8 ONNX needs a quantized model (the qat stage's output, or edgekd.quant.nncf_quant.quantize_ptq); "
+            "a float model is not exported under an int8 label"
+        )
+    if precision != "int8" and quantized:
+        raise EdgekdError(f"this model carries int8 fake-quant: export it as int8, not {precision}")
+
+
+def _trace_qdq(model, args, opset, input_names, output_names, dynamic_batch) -> tuple[Any, dict[str, Any]]:
+    from edgekd.quant.nncf_quant import export_qdq_onnx
+
+    try:
+        proto = export_qdq_onnx(model, args, opset=opset, input_names=input_names, output_names=output_names,
+                                dynamic_batch=dynamic_batch)
+    except Exception as exc:  # the TorchScript exporter raises anything from tracing to symbolic errors
+        raise EdgekdError(f"int8 Q/DQ ONNX export failed — {_first_line(exc)}") from exc
+    return proto, {"exporter": "torchscript (NNCF Q/DQ)", "failed_attempts": [], "warnings": [],
+                   "exporter_reason": "fake-quant exports as QuantizeLinear/DequantizeLinear via NNCF's symbolics"}
 
 
 def _check_opset(opset: int) -> None:

@@ -52,6 +52,8 @@ def check_parity(
     onnx_path: str | Path,
     inputs: np.ndarray,
     *,
+    runtime: str = "onnxruntime",
+    precision: str = "fp32",
     targets: Any = None,
     metric_fn: MetricFn | None = None,
     max_abs_diff: float,
@@ -59,7 +61,9 @@ def check_parity(
     batch_size: int = 64,
     threads: int = 2,
 ) -> ParityResult:
-    """Run PyTorch (eval, no_grad) and ONNX Runtime (CPU) on `inputs`; compare outputs and the metric.
+    """Run PyTorch (eval, no_grad) and `runtime` (CPU) on `inputs`; compare outputs and the metric.
+
+    `onnx_path` is the artifact: an .onnx for onnxruntime, an OpenVINO .xml for openvino.
 
     `metric_fn(outputs, targets)` gets the first output as an array (a model with several outputs:
     the tuple of arrays). With no `metric_fn` the metric fields are None and only outputs are gated.
@@ -73,14 +77,14 @@ def check_parity(
     if len(inputs) == 0:
         raise EdgekdError("parity check needs at least one input sample")
     reference = _torch_outputs(torch_model, inputs, batch_size)
-    runtime = _runtime_outputs(Path(onnx_path), inputs, batch_size, threads)
-    if len(reference) != len(runtime):
-        raise EdgekdError(f"{Path(onnx_path).name}: {len(runtime)} outputs, the PyTorch model has {len(reference)}")
-    abs_diff, rel_diff = _differences(reference, runtime)
+    outputs = _runtime_outputs(Path(onnx_path), runtime, precision, inputs, batch_size, threads)
+    if len(reference) != len(outputs):
+        raise EdgekdError(f"{Path(onnx_path).name}: {len(outputs)} outputs, the PyTorch model has {len(reference)}")
+    abs_diff, rel_diff = _differences(reference, outputs)
     metric_torch = metric_runtime = delta = None
     if metric_fn is not None:
         metric_torch = float(metric_fn(_for_metric(reference), targets))
-        metric_runtime = float(metric_fn(_for_metric(runtime), targets))
+        metric_runtime = float(metric_fn(_for_metric(outputs), targets))
         delta = metric_runtime - metric_torch
     passed = _within(abs_diff, max_abs_diff) and (
         max_metric_delta is None or delta is None or _within(abs(delta), max_metric_delta)
@@ -125,31 +129,20 @@ def _flatten(out: Any) -> list[Any]:
     return [out]
 
 
-def _runtime_outputs(path: Path, inputs: np.ndarray, batch_size: int, threads: int) -> list[np.ndarray]:
-    session = _session(path, threads)
-    spec = session.get_inputs()[0]
-    fixed = spec.shape[0] if isinstance(spec.shape[0], int) else None
+def _runtime_outputs(path: Path, runtime: str, precision: str, inputs: np.ndarray, batch_size: int,
+                     threads: int) -> list[np.ndarray]:
+    from edgekd.profile.sessions import open_session
+
+    session = open_session(path, runtime, threads=threads, precision=precision)
+    first = session.input_shape[0] if session.input_shape else None
+    fixed = first if isinstance(first, int) else None
     step = fixed or batch_size
     chunks = []
     for start in range(0, len(inputs), step):
         batch = inputs[start:start + step]
         padded = _pad(batch, fixed) if fixed else batch  # a static-batch file gets full batches, then is trimmed
-        chunks.append([np.asarray(o, dtype=np.float32)[:len(batch)] for o in session.run(None, {spec.name: padded})])
+        chunks.append([np.asarray(o, dtype=np.float32)[:len(batch)] for o in session.run(padded)])
     return _concat(chunks)
-
-
-def _session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    if not path.is_file():
-        raise EdgekdError(f"ONNX file not found: {path}")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for unreadable or unsupported graphs
-        raise EdgekdError(f"{path.name}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from exc
 
 
 def _pad(batch: np.ndarray, size: int) -> np.ndarray:
@@ -165,7 +158,7 @@ def _differences(reference: list[np.ndarray], runtime: list[np.ndarray]) -> tupl
     abs_max = rel_max = 0.0
     for a, b in zip(reference, runtime):
         if a.shape != b.shape:
-            raise EdgekdError(f"output shape differs: PyTorch {a.shape}, ONNX Runtime {b.shape}")
+            raise EdgekdError(f"output shape differs: PyTorch {a.shape}, runtime {b.shape}")
         diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
         # np.max propagates NaN, so a NaN anywhere fails the absolute budget.
         abs_max = max(abs_max, float(np.max(diff)), key=_nan_first)

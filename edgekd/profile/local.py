@@ -1,6 +1,6 @@
-"""Latency on this host with ONNX Runtime (CPU): one model, or several interleaved for fair ratios.
+"""Latency on this host with ONNX Runtime or OpenVINO (CPU): one model, or several interleaved for fair ratios.
 
-Timing covers `session.run` only (input already built), with `time.perf_counter_ns`.
+Timing covers the runtime's inference call only (input already built), with `time.perf_counter_ns`.
 `peak_rss_mb` is the largest increase of this process's resident memory (/proc/self/statm) over its
 level just before the session was created, sampled after creation, after the first inference and after
 warm-up. It is what loading and running this model costs the process — not the process's lifetime peak,
@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict
 from edgekd.artifacts import sha256_file
 from edgekd.errors import EdgekdError
 from edgekd.profile.environment import host_environment
+from edgekd.profile.sessions import open_session, runtime_for
 from edgekd.profile.stats import LatencyStats
 
 Progress = Callable[[int, int], None]  # (timed runs done, timed runs in total)
 INPUT_SEED = 0
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
 class ProfileResult(BaseModel):
@@ -38,6 +38,7 @@ class ProfileResult(BaseModel):
 
     mode: str = "measured-local"
     runtime: str = "onnxruntime"
+    settings: dict[str, Any] = {}
     model: str
     sha256: str
     precision: str
@@ -56,8 +57,8 @@ class ProfileResult(BaseModel):
 @dataclass
 class _Loaded:
     path: Path
-    session: Any
-    feed: dict[str, np.ndarray]
+    session: Any  # edgekd.profile.sessions.Session
+    feed: np.ndarray
     cold_start_ms: float
     rss_mb: float | None
     samples: list[float] = field(default_factory=list)
@@ -91,8 +92,12 @@ def profile_side_by_side(
     runs: int,
     rounds: int = 5,
     progress: Progress | None = None,
+    precisions: dict[str, str] | None = None,
 ) -> dict[str, ProfileResult]:
     """Profile several files together: all sessions are loaded first, then timed in interleaved rounds.
+
+    Files may mix runtimes: .onnx runs on ONNX Runtime, .xml on OpenVINO (both on this CPU).
+    `precisions` names each file's precision where the file does not record it (OpenVINO IR).
 
     Round r gives each model its share of `runs`, in forward order on even rounds and reversed on odd
     ones, so slow drift of the machine (thermal throttling, a noisy neighbour) hits every model alike.
@@ -103,7 +108,9 @@ def profile_side_by_side(
     """
     shape = _validate(paths, input_shape, threads, warmup, runs, rounds)
     _prime_runtime(threads)
-    loaded = {name: _load(Path(path), shape, threads, warmup) for name, path in paths.items()}
+    precisions = precisions or {}
+    loaded = {name: _load(Path(path), shape, threads, warmup, precisions.get(name, "fp32"))
+              for name, path in paths.items()}
     rounds = min(rounds, runs)
     _timed_rounds(list(loaded.values()), runs, rounds, progress)
     environment = host_environment()
@@ -125,21 +132,22 @@ def _validate(paths, input_shape, threads, warmup, runs, rounds) -> list[int]:
             raise EdgekdError(message)
     for path in paths.values():
         if not Path(path).is_file():
-            raise EdgekdError(f"ONNX file not found: {path}")
+            raise EdgekdError(f"model file not found: {path}")
+        runtime_for(path)  # an unknown format fails here, before anything is loaded
     return shape
 
 
-def _load(path: Path, shape: list[int], threads: int, warmup: int) -> _Loaded:
+def _load(path: Path, shape: list[int], threads: int, warmup: int, precision: str) -> _Loaded:
     before = _rss_mb()
     start = time.perf_counter_ns()
-    session = _session(path, threads)
+    session = open_session(path, runtime_for(path), threads=threads, precision=precision)
     after_create = _rss_mb()
     feed = _feed(session, path, shape)
-    session.run(None, feed)
+    session.run(feed)
     cold_ms = (time.perf_counter_ns() - start) / 1e6
     after_first = _rss_mb()
     for _ in range(warmup):
-        session.run(None, feed)
+        session.run(feed)
     rss = None if before is None else max(after_create, after_first, _rss_mb()) - before
     return _Loaded(path, session, feed, cold_ms, rss)
 
@@ -155,43 +163,20 @@ def _prime_runtime(threads: int) -> None:
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "prime", [value], [result])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # an IR version every supported ONNX Runtime reads
-    session = ort.InferenceSession(model.SerializeToString(), _options(ort, threads), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     session.run(None, {"x": np.zeros(1, np.float32)})
 
 
-def _options(ort: Any, threads: int) -> Any:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return options
-
-
-def _session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    try:
-        return ort.InferenceSession(str(path), _options(ort, threads), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for unreadable or invalid graphs
-        raise EdgekdError(f"{path.name}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from exc
-
-
-def _feed(session: Any, path: Path, shape: list[int]) -> dict[str, np.ndarray]:
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise EdgekdError(f"{path.name}: profiling supports one input, the model has {len(inputs)}")
-    spec = inputs[0]
-    if spec.type not in _DTYPES:
-        raise EdgekdError(f"{path.name}: input type {spec.type} is not supported for profiling")
-    expected = list(spec.shape)
+def _feed(session: Any, path: Path, shape: list[int]) -> np.ndarray:
+    expected = session.input_shape
     fixed_mismatch = len(expected) != len(shape) or any(
         isinstance(e, int) and e != s for e, s in zip(expected, shape)
     )
     if fixed_mismatch:
         raise EdgekdError(f"{path.name}: the model takes input shape {expected}, profiling asked for {shape}")
-    data = np.random.default_rng(INPUT_SEED).standard_normal(shape).astype(_DTYPES[spec.type])
-    return {spec.name: data}
+    return np.random.default_rng(INPUT_SEED).standard_normal(shape).astype(session.input_dtype)
 
 
 def _timed_rounds(loaded: list[_Loaded], runs: int, rounds: int, progress: Progress | None) -> None:
@@ -210,18 +195,20 @@ def _split(runs: int, rounds: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(rounds)]
 
 
-def _time_runs(session: Any, feed: dict[str, np.ndarray], count: int) -> list[float]:
+def _time_runs(session: Any, feed: np.ndarray, count: int) -> list[float]:
     samples = []
     for _ in range(count):
         start = time.perf_counter_ns()
-        session.run(None, feed)
+        session.run(feed)
         samples.append((time.perf_counter_ns() - start) / 1e6)
     return samples
 
 
 def _result(item: _Loaded, shape, threads, warmup, runs, rounds, environment) -> ProfileResult:
-    meta = item.session.get_modelmeta().custom_metadata_map
+    meta = item.session.metadata()
     return ProfileResult(
+        runtime=item.session.runtime,
+        settings=item.session.settings(),
         model=item.path.name,
         sha256=sha256_file(item.path),
         precision=meta.get("edgekd.precision", "unknown"),

@@ -61,15 +61,67 @@ class ParityBudget(StrictModel):
     max_metric_delta: float = Field(0.05, ge=0)
 
 
+def _default_backends() -> dict[str, list[str]]:
+    return {"onnx": ["fp32", "int8"], "openvino": ["fp32", "fp16", "int8"], "tensorrt": ["fp16", "int8"]}
+
+
 class ExportConfig(StrictModel):
+    """What the student is exported to; the teacher always gets fp32 ONNX for the side-by-side numbers.
+
+    `backends` maps an exporter (onnx, openvino, tensorrt) to the precisions wanted; a backend that cannot
+    run here (TensorRT without a GPU) gets its on-device bundle: the ONNX, the lint and the trtexec command.
+    `deploy` picks the precision each runtime ships: 'auto' takes the fastest measured precision whose
+    metric is within budget, so an int8 file that is not faster on this host is not chosen for it.
+    """
+
     opset: int = Field(18, ge=17, le=23)
     simplify: bool = True
     parity: ParityBudget = ParityBudget()
+    parity_fp16: ParityBudget = ParityBudget(max_abs_diff=2e-2, max_metric_delta=0.1)
+    # int8 files are compared with the fake-quantized PyTorch model; integer kernels round differently
+    # from fake-quant by up to a quantization step per layer, so the absolute budget is wider.
+    parity_int8: ParityBudget = ParityBudget(max_abs_diff=0.1, max_metric_delta=0.3)
     eval_samples: int = Field(2000, gt=0, description="held-out samples used for the parity metric")
+    backends: dict[Literal["onnx", "openvino", "tensorrt"], list[Literal["fp32", "fp16", "int8"]]] = Field(
+        default_factory=_default_backends
+    )
+    deploy: dict[Literal["onnxruntime", "openvino", "tensorrt"], Literal["auto", "fp32", "fp16", "int8"]] = Field(
+        default_factory=lambda: {"onnxruntime": "auto", "openvino": "auto", "tensorrt": "int8"}
+    )
+    tensorrt_target: str = Field("10.3", pattern=r"^\d+\.\d+(\.\d+)*$",
+                                 description="TensorRT version of the target, for the lint (JetPack 6: 10.3)")
+    tensorrt_workspace_mb: int = Field(1024, gt=0)
+    tensorrt_dla_core: Optional[int] = Field(None, ge=0, description="DLA core on Jetson Xavier/AGX Orin")
+
+
+class QuantSensitivity(StrictModel):
+    enabled: bool = True
+    samples: int = Field(256, gt=0, description="held-out samples per evaluation")
+    top: int = Field(10, gt=0, description="layers listed in the stage output")
+
+
+class QuantConfig(StrictModel):
+    """int8: post-training calibration (the baseline), then quantization-aware fine-tuning.
+
+    Fake-quant follows TensorRT's explicit-quantization rules (symmetric int8, per-channel weights,
+    signed per-tensor activations). `fallback` lists module-path globs kept in float; one that matches
+    no layer is an error. The QAT loss is the task loss plus `kd_weight` times the same loss against
+    the float student's outputs.
+    """
+
+    enabled: bool = True
+    calibration_samples: int = Field(512, gt=0)
+    calibration_batch: int = Field(32, gt=0)
+    placement: Literal["weighted_ops", "nncf_default"] = "weighted_ops"
+    fallback: list[str] = Field(default_factory=list)
+    kd_weight: float = Field(1.0, ge=0)
+    train: TrainConfig = TrainConfig(epochs=2, batch_size=64, lr=1e-4, weight_decay=0.0)
+    max_metric_delta: float = Field(0.3, ge=0, description="int8 metric vs the float student, in metric units")
+    sensitivity: QuantSensitivity = QuantSensitivity()
 
 
 class ProfileConfig(StrictModel):
-    runtimes: list[Literal["onnxruntime"]] = ["onnxruntime"]
+    runtimes: list[Literal["onnxruntime", "openvino"]] = ["onnxruntime", "openvino"]
     threads: int = Field(2, gt=0)
     batch_size: int = Field(1, gt=0)
     warmup: int = Field(20, ge=0)
@@ -86,6 +138,7 @@ class RecipeBase(StrictModel):
     task: str
     seed: int = 0
     description: str = ""
+    quant: QuantConfig = QuantConfig()
     export: ExportConfig = ExportConfig()
     profile: ProfileConfig = ProfileConfig()
 

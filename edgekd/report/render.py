@@ -38,6 +38,13 @@ def to_markdown(report: Report) -> str:
     line = ratio_line(report)
     if line:
         sections.append(f"**{line}**")
+    if report.deployments:
+        sections.append("## Deployments (one row per exported file)\n\n" + _deployments_table(report))
+    if report.deploy:
+        sections.append("## Deploy choice\n\n" + "\n".join(
+            f"- **{runtime}: {choice.precision or 'none'}** — {choice.reason}" for runtime, choice in report.deploy.items()))
+    if report.quantization.get("enabled"):
+        sections.append("## Quantization\n\n" + _quantization_section(report))
     if report.parity:
         sections.append("## Parity (exported file vs PyTorch)\n\n" + _parity_table(report.parity))
     sections.append("## Environment\n\n" + environment_line(report.environment))
@@ -77,7 +84,8 @@ def environment_line(environment: dict) -> str:
     if not environment:
         return "not recorded"
     packages = environment.get("packages", {})
-    versions = ", ".join(f"{name} {packages[name]}" for name in ("onnxruntime", "torch", "onnx") if name in packages)
+    names = ("onnxruntime", "openvino", "nncf", "torch", "onnx")
+    versions = ", ".join(f"{name} {packages[name]}" for name in names if name in packages)
     cores = f"{environment.get('logical_cores', '?')} logical cores ({environment.get('usable_cores', '?')} usable)"
     fields = [environment.get("cpu", "unknown CPU"), cores, environment.get("os", ""),
               f"Python {environment.get('python', '?')}", versions]
@@ -122,6 +130,39 @@ def _latency_rows(models: list[ModelEntry]) -> list[tuple[str, list[str]]]:
             cells = [_num(getattr(m.latency[runtime].stats, f"{pct}_ms")) if runtime in m.latency else "-" for m in models]
             rows.append((f"latency {pct}, {runtime} (ms)", cells))
     return rows
+
+
+def _deployments_table(report: Report) -> str:
+    unit = report.metric.unit
+    header = ["model", "variant", "backend", "precision", f"{report.metric.name} ({unit})", "Δ vs float PyTorch",
+              "size", "p50 (ms)", "vs fp32", "status"]
+    rows = []
+    for e in report.deployments:
+        p50 = "-" if e.latency is None else f"{e.latency.stats.p50_ms:.3f}"
+        speed = "-" if e.speedup_vs_fp32 is None else f"{e.speedup_vs_fp32:.2f}×"
+        delta = "-" if e.metric_delta_vs_float is None else f"{e.metric_delta_vs_float:+.3f}"
+        status = e.status if e.status in ("passed", "bundle", "built", "skipped") else f"**{e.status.upper()}**"
+        rows.append([e.role, e.variant, e.backend, e.precision, _num(e.metric), delta,
+                     "-" if e.size_bytes is None else _bytes(e.size_bytes), p50, speed, status])
+    return _table(header, rows, right_from=4) + (
+        "\n\n'vs fp32': p50 of the same model's fp32 file on the same runtime divided by this file's p50 "
+        "(> 1: faster), all timed side by side in one run. PTQ rows are the calibration-only baseline (not timed: "
+        "same graph as QAT).")
+
+
+def _quantization_section(report: Report) -> str:
+    q, unit = report.quantization, report.metric.unit
+    lines = [f"{report.metric.name} on {q.get('eval_samples', '?')} held-out samples (PyTorch, fake-quant): "
+             f"float {_num(q.get('float'))}{unit}, PTQ int8 {_num(q.get('ptq'))}{unit}, "
+             f"QAT int8 {_num(q.get('qat'))}{unit}; {q.get('quantizers', '?')} quantizers."]
+    fallback = q.get("fallback") or {}
+    if fallback:
+        lines.append("Float fallback: " + "; ".join(f"`{p}` → {len(m)} modules" for p, m in fallback.items()))
+    top = q.get("sensitivity_top") or []
+    if top:
+        lines.append("Most sensitive layers (metric recovered by keeping the layer in float, on the PTQ model):")
+        lines += [f"- `{t['module']}`: {t['cost']:+.4f}{unit}" for t in top[:5]]
+    return "\n".join(lines)
 
 
 def _parity_table(entries: list[ParityEntry]) -> str:

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgekd.errors import EdgekdError
 from edgekd.profile.local import ProfileResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 reports (no deployments/quantization sections) still load: the new sections default to empty.
+READABLE_VERSIONS = (1, 2)
 
 
 class _Strict(BaseModel):
@@ -53,6 +55,31 @@ class ParityEntry(_Strict):
     passed: bool
 
 
+class DeploymentEntry(_Strict):
+    """One exported file: a (role, backend, precision) and the model variant it came from."""
+
+    role: str
+    variant: str  # float | qat | ptq
+    backend: str
+    runtime: str
+    precision: str
+    status: str  # passed | failed | bundle | built | skipped
+    reason: str = ""
+    path: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    metric: float | None = None
+    metric_delta_vs_float: float | None = None
+    max_abs_diff: float | None = None
+    latency: ProfileResult | None = None
+    speedup_vs_fp32: float | None = None  # p50 of the same role's fp32 file on this runtime / this p50
+
+
+class DeployChoice(_Strict):
+    precision: str | None
+    reason: str
+
+
 class Report(_Strict):
     schema_version: int = SCHEMA_VERSION
     recipe: str
@@ -64,6 +91,9 @@ class Report(_Strict):
     models: list[ModelEntry] = Field(default_factory=list)
     parity: list[ParityEntry] = Field(default_factory=list)
     ratios: dict[str, float] = Field(default_factory=dict)
+    deployments: list[DeploymentEntry] = Field(default_factory=list)
+    deploy: dict[str, DeployChoice] = Field(default_factory=dict)
+    quantization: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 
@@ -76,8 +106,8 @@ def load_report(path: str | Path) -> Report:
     path = Path(path)
     data = _read_json(path)
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise EdgekdError(f"{path}: report schema_version {version!r} is not supported (this edgekd reads {SCHEMA_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise EdgekdError(f"{path}: report schema_version {version!r} is not supported (this edgekd reads {', '.join(map(str, READABLE_VERSIONS))})")
     try:
         return Report.model_validate(data)
     except ValidationError as exc:

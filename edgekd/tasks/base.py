@@ -57,6 +57,18 @@ class Task(ABC):
         """The task metric of network outputs against targets."""
 
     @abstractmethod
+    def calibration_inputs(self, ctx: StageContext, limit: int) -> np.ndarray:
+        """Training-set network inputs (float32, normalised) for int8 calibration; never held-out data."""
+
+    @abstractmethod
+    def qat_dataset(self, ctx: StageContext) -> Any:
+        """A torch Dataset of (input, target) pairs for quantization-aware fine-tuning."""
+
+    @abstractmethod
+    def qat_loss(self, outputs: Any, targets: Any) -> Any:
+        """The task loss on network outputs (a tensor); QAT also applies it against the float outputs."""
+
+    @abstractmethod
     def report_metrics(self, ctx: StageContext) -> dict[str, dict[str, float]]:
         """Per role ('teacher', 'student'): the task metrics measured by the training stages."""
 

@@ -89,9 +89,11 @@ def test_broken_parity_raises_check_failed(exported, data) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_int8_is_refused_with_a_reason(model, tmp_path) -> None:
-    with pytest.raises(EdgekdError, match="cannot produce precision 'int8'.*fp32"):
+def test_int8_of_a_float_model_and_fp16_are_refused_with_a_reason(model, tmp_path) -> None:
+    with pytest.raises(EdgekdError, match="int8 ONNX needs a quantized model"):
         EXPORTERS.get("onnx").export(model, torch.zeros(SHAPE), tmp_path / "x.onnx", precision="int8")
+    with pytest.raises(EdgekdError, match="cannot produce precision 'fp16': ONNX Runtime's CPU provider"):
+        EXPORTERS.get("onnx").export(model, torch.zeros(SHAPE), tmp_path / "x.onnx", precision="fp16")
     assert not (tmp_path / "x.onnx").exists()
 
 

@@ -40,6 +40,12 @@ CASES = [
     ("unknown-layer", f"_base: {BASE}\ndistill:\n  pairs: [{{loss: mse, student: stages.9, teacher: stages.2}}]\n",
      [], ["stages.9", "student layer"]),
     ("folder-without-root", "task: gaze\ndata: {source: folder}\n", [], ["data", "needs data.root"]),
+    ("fallback-matches-nothing", f"_base: {BASE}\nquant:\n  fallback: [head.*, stages.7.*]\n", [],
+     ["quant.fallback[1]", "'stages.7.*'", "matches no layer"]),
+    ("unknown-backend", f"_base: {BASE}\nexport:\n  backends: {{tensorrtt: [fp16]}}\n", [],
+     ["export.backends", "tensorrtt"]),
+    ("bad-tensorrt-target", f"_base: {BASE}\nexport: {{tensorrt_target: ten}}\n", [],
+     ["export.tensorrt_target", "ten"]),
 ]
 
 

@@ -50,7 +50,7 @@ def _register_folder(ctx: StageContext) -> dict[str, Any]:
     return {"images": sum(counts.values()), "counts": counts}
 
 
-def _balanced_train(ctx: StageContext, clusters: int) -> Subset:
+def balanced_train(ctx: StageContext, clusters: int) -> Subset:
     train = common.load_arrays(ctx, "train")
     indices = balanced_cluster_indices(train.gaze_deg, k=clusters, n=len(train.gaze_deg), seed=ctx.recipe.seed)
     return Subset(GazeTorchDataset(train), indices.tolist())
@@ -63,7 +63,7 @@ def run_teacher(ctx: StageContext) -> dict[str, Any]:
         teacher = common.load_model(cfg.arch, cfg.checkpoint)
     else:
         teacher = common.build_model(cfg.arch)
-        dataset = _balanced_train(ctx, ctx.recipe.finetune.clusters)
+        dataset = balanced_train(ctx, ctx.recipe.finetune.clusters)
         result = fit(GazeRegression(teacher), dataset, cfg.train, seed=ctx.recipe.seed,
                      checkpoint_dir=ctx.stage_dir / "checkpoints", desc="teacher")
         history = result.history
@@ -100,7 +100,7 @@ def run_finetune(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.recipe.finetune
     student = common.load_model(ctx.recipe.distill.arch, ctx.stage_path("distill") / "student.pt")
     trainable = set_trainable_(student, cfg.trainable)
-    result = fit(GazeRegression(student), _balanced_train(ctx, cfg.clusters), cfg.train, seed=ctx.recipe.seed,
+    result = fit(GazeRegression(student), balanced_train(ctx, cfg.clusters), cfg.train, seed=ctx.recipe.seed,
                  checkpoint_dir=ctx.stage_dir / "checkpoints", desc="finetune")
     common.save_weights(student, ctx.stage_dir / "student.pt")
     error = common.mean_error_deg(student, common.load_arrays(ctx, "test"))

@@ -14,7 +14,15 @@ from edgekd.tasks.gaze import common
 from edgekd.tasks.gaze.dataset import SPLITS
 from edgekd.tasks.gaze.metrics import angular_error_deg
 from edgekd.tasks.gaze.personalize import run_personalize
-from edgekd.tasks.gaze.stages import run_data, run_distill, run_finetune, run_teacher, student_weights, teacher_weights
+from edgekd.tasks.gaze.stages import (
+    balanced_train,
+    run_data,
+    run_distill,
+    run_finetune,
+    run_teacher,
+    student_weights,
+    teacher_weights,
+)
 
 
 def _seeded(section):
@@ -38,6 +46,11 @@ class GazeTask(Task):
                     raise EdgekdError(f"data.root: {labels} not found (layout: docs/gaze_data.md)")
 
         models = {"student": common.build_model(recipe.distill.arch), "teacher": common.build_model(recipe.teacher.arch)}
+        if recipe.quant.enabled:
+            from edgekd.models import deploy_copy
+            from edgekd.quant.fallback import match_fallback
+
+            match_fallback(deploy_copy(models["student"]), recipe.quant.fallback)
         for index, pair in enumerate(recipe.distill.pairs):
             for role in ("student", "teacher"):
                 try:
@@ -76,6 +89,20 @@ class GazeTask(Task):
 
     def score(self, outputs: np.ndarray, targets: Any) -> float:
         return float(angular_error_deg(outputs, targets).mean())
+
+    def calibration_inputs(self, ctx: StageContext, limit: int) -> np.ndarray:
+        train = common.load_arrays(ctx, "train")
+        # Evenly spaced over the split, so every training subject is in the calibration set.
+        picks = np.linspace(0, len(train.images) - 1, num=min(limit, len(train.images))).round().astype(int)
+        return common.normalise(train.images[picks])
+
+    def qat_dataset(self, ctx: StageContext) -> Any:
+        return balanced_train(ctx, ctx.recipe.finetune.clusters)
+
+    def qat_loss(self, outputs: Any, targets: Any) -> Any:
+        import torch.nn.functional as F
+
+        return F.l1_loss(outputs, targets)  # the fine-tuning loss (L1 on yaw/pitch in radians)
 
     def report_metrics(self, ctx: StageContext) -> dict[str, dict[str, float]]:
         teacher = json.loads((ctx.stage_path("teacher") / "metrics.json").read_text())

@@ -1,0 +1,130 @@
+"""`edgekd export`: a recipe's export stage, or any timm model to every backend, each with parity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from edgekd import api
+from edgekd.cli.common import JsonOpt, RunsDirOpt, SetOpt, err, guarded, out
+from edgekd.errors import CheckFailed, EdgekdError
+
+BackendOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--backend", "-b", help="onnx | openvino | tensorrt (repeatable; default: all three)."),
+]
+PrecisionOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--precision", "-p", help="fp32 | fp16 | int8 (repeatable; default: fp32 and fp16 where supported)."),
+]
+
+
+@guarded
+def export_command(
+    source: Annotated[str, typer.Argument(help="A recipe .yaml, or timm:NAME (random weights unless --weights).",
+                                          show_default=False)],
+    backend: BackendOpt = None,
+    precision: PrecisionOpt = None,
+    input_shape: Annotated[str, typer.Option("--input-shape", help="N,C,H,W for a timm model.")] = "1,3,224,224",
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Local state_dict for a timm model.")] = None,
+    calibration: Annotated[
+        Optional[Path], typer.Option("--calibration", help="int8: a .npy of calibration inputs (N,C,H,W float32).")
+    ] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder for a timm model.")] = None,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset.")] = 18,
+    tensorrt_target: Annotated[str, typer.Option("--tensorrt-target", help="Target TensorRT version for the lint.")] = "10.3",
+    set_: SetOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Recipe: re-run the export stage.")] = False,
+    runs_dir: RunsDirOpt = api.DEFAULT_RUNS_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export to ONNX Runtime, OpenVINO and TensorRT with a parity check per file (exit 1 when one fails).
+
+    A recipe runs its pipeline up to the export stage (resuming what is done). A timm model is exported
+    on its own: `edgekd export timm:mobilenetv3_large_100 --input-shape 1,3,224,224`.
+    """
+    if source.endswith((".yaml", ".yml")):
+        _export_recipe(Path(source), set_ or [], force, runs_dir)
+        return
+    rows = _export_model(source, backend, precision, input_shape, weights, calibration, out_dir, opset, tensorrt_target)
+    if as_json:
+        out.print(json.dumps([row.to_dict() for row in rows], indent=2), highlight=False, markup=False, soft_wrap=True)
+    else:
+        out.print(_table(rows))
+    failed = [f"{r.backend} {r.precision}: {r.reason}" for r in rows if r.status == "failed"]
+    if failed:
+        raise CheckFailed("export failed — " + "; ".join(failed))
+
+
+def _export_recipe(path: Path, overrides: list[str], force: bool, runs_dir: Path) -> None:
+    recipe = api.load_recipe(path, overrides)
+    names = list(api.build_pipeline(recipe, runs_dir, err).stages)
+    api.run(recipe, stages=names[: names.index("export")], runs_dir=runs_dir, console=err)
+    result = api.run(recipe, stages=["export"], force=force, runs_dir=runs_dir, console=err)
+    out.print(f"artifacts: {result.run_dir / 'export' / 'artifacts.json'}")
+
+
+def _export_model(spec, backend, precision, input_shape, weights, calibration, out_dir, opset, tensorrt_target):
+    from edgekd.export import EXPORTERS
+    from edgekd.export.standalone import build_model_spec, export_model
+
+    shape = _shape(input_shape)
+    backends = _backends(backend or ["onnx", "openvino", "tensorrt"], precision, EXPORTERS)
+    calib = _load_npy(calibration, shape) if calibration else None
+    model = build_model_spec(spec, weights)
+    folder = out_dir or Path(api.DEFAULT_RUNS_DIR) / "export" / spec.replace(":", "-")
+    with err.status("exporting") as status:
+        return export_model(model, shape, folder, backends, calibration=calib, opset=opset,
+                            target_tensorrt=tensorrt_target, progress=lambda what: status.update(f"exporting {what}"))
+
+
+def _backends(names: list[str], precisions: Optional[list[str]], exporters) -> dict[str, list[str]]:
+    chosen = {}
+    for name in names:
+        exporter = exporters.get(name)
+        if precisions:
+            chosen[name] = list(precisions)  # checked against the backend's capabilities, refused with a reason
+        else:
+            chosen[name] = [p for p in ("fp32", "fp16") if p in exporter.precisions]
+    return chosen
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise EdgekdError(f"--input-shape '{text}': expected N,C,H,W integers, e.g. 1,3,224,224") from None
+    if len(shape) != 4 or min(shape) < 1:
+        raise EdgekdError(f"--input-shape '{text}': expected four positive sizes N,C,H,W")
+    return shape
+
+
+def _load_npy(path: Path, shape: tuple[int, ...]):
+    import numpy as np
+
+    if not path.is_file():
+        raise EdgekdError(f"--calibration: {path} not found")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise EdgekdError(f"--calibration: {path} is not a plain .npy array ({exc})") from None
+    if data.ndim != 4 or tuple(data.shape[1:]) != shape[1:]:
+        raise EdgekdError(f"--calibration: {path} has shape {data.shape}, expected (N, {', '.join(map(str, shape[1:]))})")
+    return data
+
+
+def _table(rows) -> Table:
+    table = Table("backend", "precision", "status", "max |Δ|", "budget", "size", "file / note", title="edgekd export")
+    for row in rows:
+        mark = {"passed": "[green]passed[/green]", "failed": "[bold red]FAILED[/bold red]"}.get(row.status, row.status)
+        diff = "-" if row.max_abs_diff is None else f"{row.max_abs_diff:.2e}"
+        budget = "-" if row.budget is None else f"{row.budget:.0e}"
+        size = "-" if row.size_bytes is None else f"{row.size_bytes / 2**20:.2f} MiB"
+        note = row.path if row.status in ("passed", "bundle") else (row.reason or row.path or "")
+        table.add_row(row.backend, row.precision, mark, diff, budget, size, escape(str(note)))
+    return table

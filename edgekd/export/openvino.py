@@ -1,0 +1,86 @@
+"""OpenVINO IR (.xml + .bin) through `openvino.convert_model`, from the same ONNX graph the other backends use.
+
+fp32: the fp32 ONNX as is. fp16: the same graph with weights compressed to fp16 (`compress_to_fp16`); the
+CPU plugin decides the arithmetic precision (f32 on most x86, bf16 with AMX, f16 on ARM), which parity
+and profiling record. int8: the Q/DQ ONNX of a quantized model — OpenVINO turns each Q/DQ pair into a
+FakeQuantize and runs int8 kernels where the CPU has them.
+
+Give `source_onnx=` to convert a file that already exists (what the export stage does); otherwise the
+ONNX exporter runs first into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgekd.artifacts import sha256_file
+from edgekd.errors import EdgekdError
+from edgekd.export.base import Exporter, ExportResult
+
+
+class OpenVinoExporter(Exporter):
+    name = "openvino"
+    runtime = "openvino"
+    precisions = ("fp32", "fp16", "int8")
+    file_suffix = ".xml"
+    requires = ("openvino",)
+    extra_name = "openvino"
+
+    def _export(self, model, example_input, out_path, *, precision, opset, input_names, output_names,
+                source_onnx: str | Path | None = None, simplify: bool = True, dynamic_batch: bool = True) -> ExportResult:
+        if source_onnx is not None:
+            return self._convert(Path(source_onnx), out_path, precision)
+        from edgekd.export.onnx import OnnxExporter
+
+        onnx_precision = "int8" if precision == "int8" else "fp32"
+        with tempfile.TemporaryDirectory(prefix="edgekd-ov-") as folder:
+            onnx_path = Path(folder) / "model.onnx"
+            OnnxExporter().export(model, example_input, onnx_path, precision=onnx_precision, opset=opset,
+                                  input_names=input_names, output_names=output_names, simplify=simplify,
+                                  dynamic_batch=dynamic_batch)
+            return self._convert(onnx_path, out_path, precision)
+
+    def _convert(self, onnx_path: Path, out_path: Path, precision: str) -> ExportResult:
+        import openvino as ov
+
+        has_qdq = _has_qdq(onnx_path)
+        if precision == "int8" and not has_qdq:
+            raise EdgekdError(f"{onnx_path.name} has no QuantizeLinear/DequantizeLinear nodes: int8 IR needs the "
+                              "Q/DQ ONNX of a quantized model")
+        if precision != "int8" and has_qdq:
+            raise EdgekdError(f"{onnx_path.name} is a Q/DQ (int8) graph: convert it with precision int8")
+        try:
+            converted = ov.convert_model(str(onnx_path))
+        except Exception as exc:  # the frontend raises its own types with multi-line text
+            raise EdgekdError(f"OpenVINO cannot convert {onnx_path.name}: {str(exc).splitlines()[0]}") from exc
+        converted.set_rt_info(precision, ["edgekd", "precision"])
+        _save_pair(ov, converted, out_path, compress_to_fp16=precision == "fp16")
+        bin_path = out_path.with_suffix(".bin")
+        return ExportResult(
+            backend=self.name, precision=precision, path=out_path, sha256=sha256_file(out_path),
+            size_bytes=out_path.stat().st_size + bin_path.stat().st_size, opset=None,
+            extra={"bin": str(bin_path), "bin_sha256": sha256_file(bin_path), "source_onnx": onnx_path.name,
+                   "openvino": ov.get_version(), "compress_to_fp16": precision == "fp16"},
+        )
+
+
+def _has_qdq(onnx_path: Path) -> bool:
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in graph.node)
+
+
+def _save_pair(ov: Any, model: Any, out_path: Path, *, compress_to_fp16: bool) -> None:
+    """Write .bin then .xml under temporary names and rename them into place: a reader never sees a
+    new .xml next to an old .bin (the .xml is renamed last and is what marks the pair complete)."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".ov-", dir=out_path.parent) as folder:
+        tmp_xml = Path(folder) / out_path.name
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
+        for tmp in (tmp_xml.with_suffix(".bin"), tmp_xml):
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out_path.parent / tmp.name)

@@ -1,0 +1,378 @@
+"""Runs ON THE DEVICE: verify artifact hashes, then profile or smoke-test one model, and print one JSON line.
+
+This file is copied to the device next to the artifact and started with the device's own python3, so it
+must not import edgekd (or anything beyond the standard library until a mode needs numpy and a runtime).
+It duplicates a little of edgekd.profile (input feed, CPU name) on purpose: the device has no edgekd.
+
+    python3 remote_runner.py profile model.onnx --expect model.onnx=<sha256> --runtime onnxruntime \
+        --threads 4 --warmup 10 --runs 100
+    python3 remote_runner.py verify --expect a.onnx=<sha256> --expect b.xml=<sha256>
+    python3 remote_runner.py exec --expect a.onnx=<sha256> -- trtexec --onnx=a.onnx ...
+
+The result is the last stdout line, prefixed with RESULT_MARKER, so runtime chatter on stdout cannot break it.
+Timing matches edgekd.profile.local: `run()` only, input built beforehand, perf_counter_ns, seed 0 normal input.
+Unlike local profiling, the process is fresh, so `cold_start_ms` includes the runtime's one-time start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+
+RESULT_MARKER = "EDGEKD-RESULT "
+INPUT_SEED = 0
+_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt")
+_CPUINFO_KEYS = ("model name", "Model", "Hardware", "cpu model", "Processor")
+
+
+class RunnerError(Exception):
+    """A refusal with a kind the caller maps to its own error ("hash", "runtime", "input")."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# ---------------------------------------------------------------- hashes
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(expected: dict[str, str]) -> dict[str, str]:
+    """Refuse unless every file has exactly the hash the sender computed before upload."""
+    for name, want in expected.items():
+        if not os.path.isfile(name):
+            raise RunnerError("hash", f"{name} is missing on the device")
+        have = sha256_file(name)
+        if have != want:
+            raise RunnerError("hash", f"sha256 mismatch for {name}: expected {want[:16]}…, device has {have[:16]}…")
+    return expected
+
+
+# ---------------------------------------------------------------- environment
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def _command(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def cpu_model() -> str:
+    fields: dict[str, str] = {}
+    for line in _read("/proc/cpuinfo").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    for key in _CPUINFO_KEYS:
+        if fields.get(key):
+            return fields[key]
+    return _read("/proc/device-tree/model").strip("\x00\n ") or platform.machine() or "unknown"
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _cpu_clocks() -> dict[str, object]:
+    # Latency on a board depends on the governor and the clock it is held at as much as on the model.
+    base = "/sys/devices/system/cpu/cpu0/cpufreq/"
+    khz = {k: _read(base + k).strip() for k in ("scaling_cur_freq", "scaling_max_freq")}
+    return {
+        "governor": _read(base + "scaling_governor").strip() or None,
+        "cur_mhz": int(khz["scaling_cur_freq"]) // 1000 if khz["scaling_cur_freq"].isdigit() else None,
+        "max_mhz": int(khz["scaling_max_freq"]) // 1000 if khz["scaling_max_freq"].isdigit() else None,
+    }
+
+
+def _l4t_release(text: str) -> str | None:
+    # "# R36 (release), REVISION: 3.0, GCID: ..." -> "36.3.0"
+    head = text.splitlines()[0] if text else ""
+    if not head.startswith("# R"):
+        return None
+    major = head[3:].split(" ", 1)[0]
+    revision = head.split("REVISION:", 1)[1].split(",", 1)[0].strip() if "REVISION:" in head else "0"
+    return f"{major}.{revision}"
+
+
+def _gpu_clock_mhz() -> int | None:
+    root = "/sys/class/devfreq"
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        if "gpu" in name or "ga10b" in name or "gv11b" in name or "gp10b" in name:
+            value = _read(f"{root}/{name}/cur_freq").strip()
+            if value.isdigit():
+                return int(value) // 1_000_000
+    return None
+
+
+def jetson_facts() -> dict[str, object] | None:
+    """JetPack/L4T, TensorRT, power mode and GPU clock; None on anything that is not a Jetson."""
+    release = _read("/etc/nv_tegra_release")
+    if not release and "jetson" not in _read("/proc/device-tree/model").lower():
+        return None
+    dpkg = ["dpkg-query", "-W", "-f", "${Version}"]
+    return {
+        "l4t": _l4t_release(release),
+        "jetpack": _command(dpkg + ["nvidia-jetpack"]) or None,
+        "tensorrt": _command(dpkg + ["tensorrt"]) or _command(dpkg + ["libnvinfer-bin"]) or None,
+        "power_mode": " ".join(_command(["nvpmodel", "-q"]).split()) or None,
+        "gpu_mhz": _gpu_clock_mhz(),
+    }
+
+
+def usable_cores() -> int:
+    # Containers and taskset pin a process to fewer cores than the board has; latency depends on this one.
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def environment() -> dict[str, object]:
+    return {
+        "cpu": cpu_model(),
+        "board": _read("/proc/device-tree/model").strip("\x00\n ") or None,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "machine": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": _versions(),
+        "cpu_clock": _cpu_clocks(),
+        "jetson": jetson_facts(),
+    }
+
+
+# ---------------------------------------------------------------- runtimes
+
+
+def _import(module: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise RunnerError("runtime", f"python module {module!r} is not installed on the device") from None
+
+
+def _rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def resolve_shape(declared: list, requested: list[int] | None) -> list[int]:
+    """The requested shape, or the model's own with a symbolic batch taken as 1 (edge inference is batch 1)."""
+    if requested:
+        if len(requested) != len(declared) or any(isinstance(d, int) and d > 0 and d != r
+                                                  for d, r in zip(declared, requested)):
+            raise RunnerError("input", f"the model takes input shape {declared}, profiling asked for {requested}")
+        return requested
+    shape = [d if isinstance(d, int) and d > 0 else (1 if i == 0 else None) for i, d in enumerate(declared)]
+    if None in shape:
+        raise RunnerError("input", f"the model input {declared} has dynamic sizes; pass --input-shape")
+    return shape
+
+
+class OrtModel:
+    name = "onnxruntime"
+
+    def __init__(self, path: str, threads: int, shape: list[int] | None, precision: str) -> None:
+        ort, np = _import("onnxruntime"), _import("numpy")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise RunnerError("input", f"profiling supports one input, the model has {len(inputs)}")
+        dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+        if inputs[0].type not in dtypes:
+            raise RunnerError("input", f"input type {inputs[0].type} is not supported for profiling")
+        self.shape = resolve_shape(list(inputs[0].shape), shape)
+        data = np.random.default_rng(INPUT_SEED).standard_normal(self.shape).astype(dtypes[inputs[0].type])
+        self.feed = {inputs[0].name: data}
+        self.precision = self.session.get_modelmeta().custom_metadata_map.get("edgekd.precision", "unknown")
+        self.settings = {"provider": "CPUExecutionProvider", "threads": threads}
+
+    def run(self) -> list:
+        return self.session.run(None, self.feed)
+
+
+class OpenVinoModel:
+    name = "openvino"
+
+    def __init__(self, path: str, threads: int, shape: list[int] | None, precision: str) -> None:
+        ov, np = _import("openvino"), _import("numpy")
+        core = ov.Core()
+        model = core.read_model(path)
+        if len(model.inputs) != 1:
+            raise RunnerError("input", f"profiling supports one input, the model has {len(model.inputs)}")
+        declared = [d.get_length() if d.is_static else -1 for d in model.inputs[0].get_partial_shape()]
+        self.shape = resolve_shape(declared, shape)
+        model.reshape(self.shape)  # OpenVINO compiles faster and runs faster on a static shape
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        if precision in ("fp32", "int8"):  # as edgekd.profile.sessions: keep the plugin from running bf16
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        compiled = core.compile_model(model, "CPU", config)
+        self.request = compiled.create_infer_request()
+        dtype = model.inputs[0].get_element_type().to_dtype()
+        self.feed = np.random.default_rng(INPUT_SEED).standard_normal(self.shape).astype(dtype)
+        self.precision = precision  # IR files do not record it; the caller states it
+        self.settings = {"device": "CPU", "threads": threads,
+                         "inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT"))}
+
+    def run(self) -> list:
+        return list(self.request.infer([self.feed]).values())
+
+
+RUNTIMES = {"onnxruntime": OrtModel, "openvino": OpenVinoModel}
+
+
+def load(args: argparse.Namespace):
+    runtime, path = args.runtime, args.model
+    if runtime not in RUNTIMES:
+        raise RunnerError("runtime", f"runtime {runtime!r} is not supported by the runner; use {sorted(RUNTIMES)}")
+    try:
+        return RUNTIMES[runtime](path, args.threads, args.input_shape, args.precision)
+    except RunnerError:
+        raise
+    except Exception as exc:  # runtimes raise their own types for unreadable graphs
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunnerError("runtime", f"{runtime} cannot load {os.path.basename(path)}: {first}") from None
+
+
+# ---------------------------------------------------------------- modes
+
+
+def profile(args) -> dict[str, object]:
+    before = _rss_mb()
+    start = time.perf_counter_ns()
+    model = load(args)
+    model.run()
+    cold_ms = (time.perf_counter_ns() - start) / 1e6
+    after_first = _rss_mb()
+    for _ in range(args.warmup):
+        model.run()
+    samples = []
+    for _ in range(args.runs):
+        tick = time.perf_counter_ns()
+        model.run()
+        samples.append((time.perf_counter_ns() - tick) / 1e6)
+    rss = None if before is None else max(after_first, _rss_mb()) - before
+    return {"samples_ms": samples, "cold_start_ms": cold_ms, "peak_rss_mb": rss, "input_shape": model.shape,
+            "precision": model.precision, "threads": args.threads, "settings": model.settings}
+
+
+def smoke(args) -> dict[str, object]:
+    """One inference; fails when an output holds NaN or Inf (a broken export or a bad runtime build)."""
+    np = _import("numpy")
+    model = load(args)
+    outputs = [np.asarray(o) for o in model.run()]
+    finite = all(bool(np.isfinite(o).all()) for o in outputs if o.dtype.kind == "f")
+    if not finite:
+        raise RunnerError("smoke", "the model produced NaN or Inf on a random input")
+    return {"input_shape": model.shape, "output_shapes": [list(o.shape) for o in outputs]}
+
+
+def run_command(args) -> dict[str, object]:
+    """Run a tool the device has (trtexec) and time it here, so SSH latency is not part of the figure.
+    JetPack installs trtexec in /usr/src/tensorrt/bin, which is not on PATH."""
+    command = list(args.command)
+    if command and command[0] == "trtexec" and shutil.which("trtexec") is None:
+        command[0] = "/usr/src/tensorrt/bin/trtexec"
+    start = time.perf_counter_ns()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    except FileNotFoundError:
+        raise RunnerError("runtime", f"{command[0]} is not installed on the device") from None
+    except subprocess.TimeoutExpired:
+        raise RunnerError("runtime", f"{command[0]} ran longer than {args.timeout} s") from None
+    return {"returncode": done.returncode, "wall_ms": (time.perf_counter_ns() - start) / 1e6,
+            "output": done.stdout + done.stderr}
+
+
+def _shape(text: str) -> list[int]:
+    return [int(part) for part in text.replace("x", ",").split(",") if part.strip()]
+
+
+def _expect(text: str) -> tuple[str, str]:
+    name, sep, digest = text.rpartition("=")
+    if not sep or len(digest) != 64:
+        raise argparse.ArgumentTypeError(f"--expect wants NAME=SHA256, got {text!r}")
+    return name, digest.lower()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="remote_runner")
+    argv, command = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    parser.add_argument("mode", choices=("profile", "smoke", "verify", "environment", "exec"))
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("--expect", type=_expect, action="append", default=[])
+    parser.add_argument("--runtime", default="onnxruntime")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--input-shape", type=_shape, default=None)
+    parser.add_argument("--precision", default="fp32", help="for OpenVINO IR, which does not record it")
+    parser.add_argument("--timeout", type=float, default=3600.0)
+    args = parser.parse_args(argv)
+    args.command = command
+    if args.mode in ("profile", "smoke") and not args.model:
+        parser.error(f"{args.mode} needs a model file")
+    if args.mode == "exec" and not command:
+        parser.error("exec needs a command after --")
+    args.threads = args.threads or usable_cores()
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    try:
+        result = {"hashes": verify(dict(args.expect))}
+        if args.model and args.model not in result["hashes"]:
+            raise RunnerError("hash", f"no expected sha256 was given for {args.model}; refusing to run it")
+        modes = {"profile": profile, "smoke": smoke, "exec": run_command}
+        result.update(modes[args.mode](args) if args.mode in modes else {})
+        result.update(ok=True, environment=environment())
+    except RunnerError as error:
+        result = {"ok": False, "kind": error.kind, "error": str(error)}
+    sys.stdout.write("\n" + RESULT_MARKER + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0 if result["ok"] else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

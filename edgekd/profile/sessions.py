@@ -1,0 +1,155 @@
+"""One interface over the runtimes this host can execute: load a file, feed an array, get the outputs.
+
+Parity checks and the local profiler both go through here, so a number in the report was produced by
+exactly the session settings the parity check used.
+
+OpenVINO's CPU plugin picks its own inference precision (bf16 on CPUs with AMX or AVX-512 BF16), which
+would silently turn an "fp32" measurement into a bf16 one; fp32 and int8 files are therefore compiled
+with INFERENCE_PRECISION_HINT=f32, and the precision the plugin actually used is recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import EdgekdError
+
+RUNTIMES = ("onnxruntime", "openvino")
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+class Session:
+    """A loaded model: `run(array) -> [outputs]`, its declared input shape and what it was built with."""
+
+    runtime: str = ""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def input_shape(self) -> list[int | str | None]:
+        raise NotImplementedError
+
+    @property
+    def input_dtype(self) -> Any:
+        return np.float32
+
+    def run(self, array: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, str]:
+        """edgekd facts stamped into the file (precision), when the format carries them."""
+        return {}
+
+    def settings(self) -> dict[str, Any]:
+        """Runtime settings in effect, for the record."""
+        return {}
+
+
+class OrtSession(Session):
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        super().__init__(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for unreadable or invalid graphs
+            raise EdgekdError(f"{path.name}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from exc
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise EdgekdError(f"{path.name}: one input is supported, the model has {len(inputs)}")
+        self._input = inputs[0]
+        if self._input.type not in _ORT_DTYPES:
+            raise EdgekdError(f"{path.name}: input type {self._input.type} is not supported")
+        self.threads = threads
+
+    @property
+    def input_shape(self) -> list[int | str | None]:
+        return list(self._input.shape)
+
+    @property
+    def input_dtype(self) -> Any:
+        return _ORT_DTYPES[self._input.type]
+
+    def run(self, array: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self._input.name: array})
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def settings(self) -> dict[str, Any]:
+        return {"provider": "CPUExecutionProvider", "threads": self.threads}
+
+
+class OpenVinoSession(Session):
+    runtime = "openvino"
+
+    def __init__(self, path: Path, threads: int, precision: str) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise EdgekdError("the openvino runtime is not installed: pip install 'edgekd[openvino]'") from exc
+        super().__init__(path)
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        if precision in ("fp32", "int8"):
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        try:
+            self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line text
+            raise EdgekdError(f"{path.name}: OpenVINO cannot load it: {str(exc).splitlines()[0]}") from exc
+        if len(self.compiled.inputs) != 1:
+            raise EdgekdError(f"{path.name}: one input is supported, the model has {len(self.compiled.inputs)}")
+        self.request = self.compiled.create_infer_request()
+        self.threads = threads
+        self.precision = precision
+
+    @property
+    def input_shape(self) -> list[int | str | None]:
+        shape = self.compiled.inputs[0].get_partial_shape()
+        return [dim.get_length() if dim.is_static else None for dim in shape]
+
+    def run(self, array: np.ndarray) -> list[np.ndarray]:
+        self.request.infer([array])
+        return [np.array(self.request.get_output_tensor(i).data) for i in range(len(self.compiled.outputs))]
+
+    def metadata(self) -> dict[str, str]:
+        return {"edgekd.precision": self.precision}
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "device": "CPU",
+            "threads": self.threads,
+            "inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
+        }
+
+
+def open_session(path: str | Path, runtime: str, *, threads: int = 2, precision: str = "fp32") -> Session:
+    """Load `path` with `runtime` on this host's CPU; EdgekdError for a missing file or unknown runtime."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekdError(f"model file not found: {path}")
+    if runtime == "onnxruntime":
+        return OrtSession(path, threads)
+    if runtime == "openvino":
+        return OpenVinoSession(path, threads, precision)
+    raise EdgekdError(f"runtime '{runtime}' cannot run on this host (local runtimes: {', '.join(RUNTIMES)})")
+
+
+def runtime_for(path: str | Path) -> str:
+    """The runtime that executes a file, by its format."""
+    suffix = Path(path).suffix
+    if suffix == ".onnx":
+        return "onnxruntime"
+    if suffix == ".xml":
+        return "openvino"
+    raise EdgekdError(f"{Path(path).name}: no local runtime runs '{suffix}' files (.onnx, .xml)")

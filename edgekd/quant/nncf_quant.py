@@ -1,0 +1,177 @@
+"""int8 quantization through NNCF, held to TensorRT's explicit-quantization rules.
+
+The rules (TensorRT "Working with Quantized Types"): int8 only, symmetric (zero point 0), weights per
+output channel, activations per tensor and *signed*. NNCF's PERFORMANCE preset gives symmetric
+per-channel weights and symmetric per-tensor activations; NNCF may still pick an unsigned range for an
+activation it saw only non-negative during calibration (uint8 Q/DQ, which TensorRT rejects), so every
+activation quantizer is forced signed afterwards (`force_signed_`). Placement defaults to the inputs of
+weighted operations (Conv/MatMul/Gemm), TensorRT's recommended placement; SmoothQuant is off because
+its extra Mul nodes buy nothing for convolutional students and cost a node per layer on device.
+
+A quantized model is still a torch module with fake-quant hooks: it trains (QAT) and it exports to an
+ONNX graph with QuantizeLinear/DequantizeLinear pairs through the TorchScript exporter, whose symbolic
+functions NNCF provides.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from edgekd.artifacts import atomic_path, atomic_write_json
+from edgekd.errors import EdgekdError
+from edgekd.quant.fallback import module_of_node, node_patterns
+
+PLACEMENTS = ("weighted_ops", "nncf_default")
+CONFIG_SUFFIX = ".nncf.json"
+
+
+def _nncf() -> Any:
+    try:
+        import nncf
+    except ImportError as exc:
+        raise EdgekdError("int8 quantization needs NNCF: pip install 'edgekd[openvino]'") from exc
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # its INFO lines would drown the stage's own output
+    return nncf
+
+
+def quantize_ptq(
+    model: Any,
+    batches: Sequence[Any],
+    *,
+    fallback_modules: Iterable[str] = (),
+    placement: str = "weighted_ops",
+) -> Any:
+    """Calibrate int8 quantizers on `batches` (input tensors) and return the fake-quantized model.
+
+    `model` is not modified. `fallback_modules` (module paths) keep float: no quantizer is placed on
+    their operations.
+    """
+    nncf = _nncf()
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
+        QuantizationParameters,
+    )
+
+    if placement not in PLACEMENTS:
+        raise EdgekdError(f"quant.placement: '{placement}' is not one of {', '.join(PLACEMENTS)}")
+    if not batches:
+        raise EdgekdError("quantization needs at least one calibration batch")
+    patterns = node_patterns(fallback_modules)
+    ignored = nncf.IgnoredScope(patterns=patterns, validate=False) if patterns else None
+    advanced = AdvancedQuantizationParameters(
+        smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=-1, matmul=-1),
+        # NNCF would quantize depthwise-conv inputs per channel; TensorRT takes per-tensor activations only.
+        activations_quantization_params=QuantizationParameters(per_channel=False),
+    )
+    float_model = copy.deepcopy(model).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = nncf.quantize(
+            float_model,
+            nncf.Dataset(list(batches)),
+            subset_size=sum(len(batch) for batch in batches),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            model_type=nncf.ModelType.TRANSFORMER if placement == "weighted_ops" else None,
+            ignored_scope=ignored,
+            advanced_parameters=advanced,
+        )
+    force_signed_(quantized)
+    return quantized
+
+
+def quantizers(model: Any) -> list[tuple[str, Any]]:
+    """(hook name, quantizer) for every fake-quant hook in the model; [] for a float model."""
+    if "nncf" not in sys.modules:  # nothing was quantized in this process, and importing nncf takes seconds
+        return []
+    try:
+        from nncf.torch.function_hook.wrapper import get_hook_storage, is_wrapped
+        from nncf.torch.quantization.layers import BaseQuantizer
+    except ImportError:
+        return []
+    if not is_wrapped(model):
+        return []
+    storage = get_hook_storage(model)
+    return [(name, module) for name, module in storage.named_modules() if isinstance(module, BaseQuantizer)]
+
+
+def is_quantized(model: Any) -> bool:
+    return bool(quantizers(model))
+
+
+def force_signed_(model: Any) -> int:
+    """Make every quantizer signed int8 (TensorRT accepts no uint8 Q/DQ); returns how many changed."""
+    changed = 0
+    for _, quantizer in quantizers(model):
+        if not quantizer.signed:
+            quantizer.signed = True
+            changed += 1
+    return changed
+
+
+def hook_node(hook_name: str) -> str:
+    """'pre_hooks.stages/0/conv2d/0__1.0' -> 'stages/0/conv2d/0' (the operation the hook sits on)."""
+    name = hook_name.split(".", 1)[1] if "." in hook_name else hook_name
+    return name.rsplit("__", 1)[0]
+
+
+def quantizers_by_module(model: Any) -> dict[str, list[Any]]:
+    """Quantizers grouped by the module that owns the operation they sit on (weights and inputs of a layer)."""
+    paths = {name for name, _ in model.named_modules() if name}
+    groups: dict[str, list[Any]] = {}
+    for hook_name, quantizer in quantizers(model):
+        owner = module_of_node(hook_node(hook_name), paths) or "<graph>"
+        groups.setdefault(owner, []).append(quantizer)
+    return groups
+
+
+def export_qdq_onnx(model: Any, args: tuple[Any, ...], *, opset: int, input_names: Sequence[str],
+                    output_names: Sequence[str], dynamic_batch: bool) -> Any:
+    """The Q/DQ ONNX graph of a quantized model (TorchScript exporter: NNCF's symbolic functions)."""
+    import onnx
+    import torch
+    from nncf.torch.quantization.layers import QuantizerExportMode
+
+    for _, quantizer in quantizers(model):
+        quantizer.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
+    names = (*input_names, *output_names)
+    axes = {name: {0: "batch"} for name in names} if dynamic_batch else None
+    with tempfile.TemporaryDirectory(prefix="edgekd-qdq-") as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = Path(folder) / "model.onnx"
+        torch.onnx.export(model.eval(), args, str(path), dynamo=False, opset_version=opset,
+                          input_names=list(input_names), output_names=list(output_names), dynamic_axes=axes)
+        return onnx.load(str(path))
+
+
+def save_quantized(model: Any, path: Path) -> None:
+    """Weights at `path` (.pt, a plain state_dict) and NNCF's structure next to it (.nncf.json)."""
+    import torch
+
+    nncf = _nncf()
+    atomic_write_json(path.with_suffix(CONFIG_SUFFIX), nncf.torch.get_config(model))
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+
+
+def load_quantized(float_model: Any, path: Path) -> Any:
+    """Rebuild the quantized model saved by `save_quantized` around a fresh float model of the same arch."""
+    import torch
+
+    nncf = _nncf()
+    config_path = path.with_suffix(CONFIG_SUFFIX)
+    if not path.is_file() or not config_path.is_file():
+        raise EdgekdError(f"quantized model not found: {path} (and {config_path.name}); run the qat stage first")
+    config = json.loads(config_path.read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = nncf.torch.load_from_config(copy.deepcopy(float_model).eval(), config)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()

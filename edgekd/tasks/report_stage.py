@@ -1,0 +1,124 @@
+"""The report stage: models, one row per exported file, the quantization summary and the deploy choice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from typing import Any
+
+from edgekd import __version__
+from edgekd.artifacts import atomic_path
+from edgekd.pipeline import Stage, StageContext, config_hash
+from edgekd.report.schema import DeploymentEntry
+from edgekd.tasks.export_stage import ONNX_DIR, load_artifacts
+from edgekd.tasks.profile_stage import artifact_key, load_latency
+
+
+def run_report(task, ctx: StageContext) -> dict[str, Any]:
+    from edgekd.profile.environment import host_environment
+    from edgekd.report.deploy_choice import choose, speedups
+    from edgekd.report.render import ratios, write_report
+    from edgekd.report.schema import Report
+
+    latency = load_latency(ctx)
+    rows = load_artifacts(ctx)
+    deployments = _deployments(rows, latency)
+    speedups(deployments)
+    report = Report(
+        recipe=ctx.recipe.name,
+        task=task.name,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        edgekd_version=__version__,
+        config_hash=config_hash(recipe_stage(), ctx.recipe),
+        metric={"name": task.metric.name, "unit": task.metric.unit, "lower_is_better": task.metric.lower_is_better},
+        models=_model_entries(task, ctx, latency),
+        parity=_parity_entries(rows),
+        deployments=deployments,
+        quantization=_quantization(ctx),
+        environment=host_environment(),
+    )
+    report.deploy = choose(deployments, ctx.recipe.export.deploy, budget=ctx.recipe.quant.max_metric_delta,
+                           lower_is_better=task.metric.lower_is_better)
+    report.ratios = ratios(report)
+    report.notes = _int8_notes(deployments)
+    written = write_report(report, ctx.stage_dir)
+    for path in written.values():
+        with atomic_path(ctx.run_dir / path.name) as tmp:
+            shutil.copyfile(path, tmp)
+    return {"ratios": report.ratios, "deploy": {k: v.precision for k, v in report.deploy.items()}}
+
+
+def recipe_stage() -> Stage:
+    # The report's config hash covers the whole recipe, so a baseline comparison can tell recipes apart.
+    return Stage("recipe", run=lambda ctx: None, config=lambda recipe: recipe)
+
+
+def _deployments(rows: list[dict[str, Any]], latency: dict[str, Any]) -> list[DeploymentEntry]:
+    entries = []
+    for row in rows:
+        parity = row.get("parity") or {}
+        timed = latency.get(artifact_key(row)) if row["variant"] != "ptq" else None
+        entries.append(DeploymentEntry(
+            role=row["role"], variant=row["variant"], backend=row["backend"], runtime=row["runtime"],
+            precision=row["precision"], status=row["status"], reason=row.get("reason", ""), path=row.get("path"),
+            sha256=row.get("sha256"), size_bytes=row.get("size_bytes"), metric=row.get("metric_runtime"),
+            metric_delta_vs_float=row.get("metric_delta_vs_float"), max_abs_diff=parity.get("max_abs_diff"),
+            latency=timed,
+        ))
+    return entries
+
+
+def _model_entries(task, ctx: StageContext, latency: dict[str, Any]) -> list[dict[str, Any]]:
+    models = json.loads((ctx.stage_path("export") / ONNX_DIR / "models.json").read_text())
+    metrics = task.report_metrics(ctx)
+    return [
+        {
+            "role": role,
+            "arch": info["arch"],
+            "parameters": info["parameters"],
+            "trainable_parameters": info["trainable_parameters"],
+            "macs": info["macs"],
+            "file_size_bytes": info["export"]["size_bytes"],
+            "metrics": metrics.get(role, {}),
+            # The float fp32 file per runtime: the teacher-vs-student comparison.
+            "latency": {key.split("/")[1]: result for key, result in latency.items()
+                        if key.startswith(f"{role}/") and key.endswith("/fp32")},
+        }
+        for role, info in sorted(models.items(), key=lambda item: -item[1]["parameters"])  # teacher first
+    ]
+
+
+def _parity_entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = ("max_abs_diff", "max_rel_diff", "metric_torch", "metric_runtime", "metric_delta")
+    return [
+        {"role": row["role"] if row["variant"] == "float" else f"{row['role']} ({row['variant']})",
+         "backend": row["runtime"], "precision": row["precision"], **{k: row["parity"][k] for k in keys},
+         "passed": row["parity"]["passed"]}
+        for row in rows if row.get("parity")
+    ]
+
+
+def _quantization(ctx: StageContext) -> dict[str, Any]:
+    path = ctx.stage_path("qat") / "metrics.json"
+    if not path.is_file():
+        return {}
+    metrics = json.loads(path.read_text())
+    return {key: metrics[key] for key in ("enabled", "float", "ptq", "qat", "quantizers", "fallback",
+                                          "sensitivity_top", "eval_samples") if key in metrics}
+
+
+def _int8_notes(deployments: list[DeploymentEntry]) -> list[str]:
+    notes = []
+    for entry in deployments:
+        if entry.precision != "int8" or entry.variant != "qat" or entry.speedup_vs_fp32 is None:
+            continue
+        if entry.speedup_vs_fp32 < 1.0:
+            notes.append(
+                f"{entry.runtime}: int8 is not faster than fp32 on this host ({1 / entry.speedup_vs_fp32:.2f}× the "
+                f"fp32 time). A model this small is bound by per-operator overhead on this CPU; the deploy "
+                f"choice below takes the measured fastest precision."
+            )
+        else:
+            notes.append(f"{entry.runtime}: int8 is {entry.speedup_vs_fp32:.2f}× faster than fp32 on this host.")
+    return notes

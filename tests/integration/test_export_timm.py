@@ -1,0 +1,38 @@
+"""A timm model nobody here wrote goes through `edgekd export` to every backend that runs here, with parity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_mobilenetv3_exports_to_every_runnable_backend_with_parity(tmp_path: Path) -> None:
+    out = tmp_path / "mnv3"
+    result = run_cli("export", "timm:mobilenetv3_large_100", "--input-shape", "1,3,128,128", "--out", str(out),
+                     "--json", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {(row["backend"], row["precision"]): row for row in json.loads(result.stdout)}
+    for key in [("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "fp16")]:
+        row = rows[key]
+        assert row["status"] == "passed", row
+        assert row["max_abs_diff"] <= row["budget"] and Path(row["path"]).is_file()
+    for precision in ("fp32", "fp16"):  # TensorRT cannot run here: the device bundle, lint clean
+        bundle = rows[("tensorrt", precision)]
+        assert bundle["status"] == "bundle", bundle
+        script = Path(bundle["path"]).read_text()
+        assert "trtexec" in script and "sha256sum -c" in script
+    assert json.loads((out / "exports.json").read_text()) == json.loads(result.stdout)
+
+
+def test_int8_without_calibration_and_onnx_fp16_are_refused(tmp_path: Path) -> None:
+    for args, fragment in [(["-p", "int8"], "int8 needs calibration inputs"),
+                           (["-b", "onnx", "-p", "fp16"], "onnx cannot produce fp16")]:
+        result = run_cli("export", "timm:mobilenetv3_large_100", "--out", str(tmp_path / "x"), *args)
+        assert result.returncode == 2 and fragment in result.stderr, result.stderr
+        assert not (tmp_path / "x").exists()
