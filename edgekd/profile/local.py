@@ -49,6 +49,9 @@ class ProfileResult(BaseModel):
     runs: int
     rounds: int = 1
     stats: LatencyStats
+    # Every timed run (ms, 0.1 µs resolution): distributions and noise-aware comparisons need them, not just
+    # percentiles. None in results from older reports.
+    samples_ms: list[float] | None = None
     cold_start_ms: float
     peak_rss_mb: float | None
     environment: dict[str, Any]
@@ -219,10 +222,15 @@ def _result(item: _Loaded, shape, threads, warmup, runs, rounds, environment) ->
         runs=runs,
         rounds=rounds,
         stats=LatencyStats.from_samples(item.samples, batch_size=shape[0]),
+        samples_ms=rounded_samples(item.samples),
         cold_start_ms=item.cold_start_ms,
         peak_rss_mb=item.rss_mb,
         environment=environment,
     )
+
+
+def rounded_samples(samples: Sequence[float]) -> list[float]:
+    return [round(float(value), 4) for value in samples]
 
 
 def _rss_mb() -> float | None:

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from edgekd.errors import EdgekdError
 from edgekd.profile import remote_runner
-from edgekd.profile.local import ProfileResult
+from edgekd.profile.local import ProfileResult, rounded_samples
 from edgekd.profile.ssh import Session, SshOptions, connect, with_retries
 from edgekd.profile.stats import LatencyStats
 from edgekd.profile.targets import DeviceTarget, target_from_host
@@ -187,6 +187,7 @@ def _result(payload: dict[str, Any], files: ModelFiles, target: DeviceTarget, se
         settings=payload["settings"],
         batch_size=shape[0], input_shape=shape, warmup=settings.warmup, runs=settings.runs, rounds=1,
         stats=LatencyStats.from_samples(payload["samples_ms"], batch_size=shape[0]),
+        samples_ms=rounded_samples(payload["samples_ms"]),
         cold_start_ms=payload["cold_start_ms"], peak_rss_mb=payload["peak_rss_mb"], environment=environment,
     )
 

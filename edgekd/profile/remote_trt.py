@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from edgekd.errors import EdgekdError
-from edgekd.profile.local import ProfileResult
+from edgekd.profile.local import ProfileResult, rounded_samples
 from edgekd.profile.remote_runner import RunnerError, resolve_shape
 from edgekd.profile.ssh import Session, connect, with_retries
 from edgekd.profile.stats import LatencyStats
@@ -141,5 +141,6 @@ def _result(done: dict[str, Any], files: Any, spec: OnnxInput, precision: str, t
         settings={"trtexec": tools.shell_line(done["argv"]), "warmup": "trtexec --warmUp default (200 ms)",
                   "latency": "host latency per iteration (H2D + GPU compute + D2H)"},
         stats=LatencyStats.from_samples(samples, batch_size=spec.shape[0]),
+        samples_ms=rounded_samples(samples),
         cold_start_ms=done["cold"]["wall_ms"], peak_rss_mb=None, environment=environment,
     )
