@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_recipe", "run", "check", "doctor"]
+_VERBS = ("load_recipe", "run", "qat", "export", "export_model", "check", "doctor")
+__all__ = ["__version__", *_VERBS]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load_recipe", "run", "check", "doctor"):
+    if name in _VERBS:
         from edgekd import api
 
         return getattr(api, name)

@@ -73,14 +73,64 @@ def run(
     return RunResult(pipeline.run_dir, outcomes)
 
 
+def run_until(recipe: Any, stage: str, *, force: bool = False, runs_dir: str | Path = DEFAULT_RUNS_DIR,
+              console: Optional[Console] = None) -> RunResult:
+    """Run the stages before `stage` (skipping what is done), then `stage` itself (`force` re-runs it)."""
+    names = list(build_pipeline(recipe, runs_dir, console).stages)
+    if stage not in names:
+        from edgekd.errors import EdgekdError
+        from edgekd.registry import unknown_name_message
+
+        raise EdgekdError(unknown_name_message("stage", stage, names))
+    run(recipe, stages=names[: names.index(stage)], runs_dir=runs_dir, console=console)
+    return run(recipe, stages=[stage], force=force, runs_dir=runs_dir, console=console)
+
+
+def qat(recipe: Any, *, force: bool = False, runs_dir: str | Path = DEFAULT_RUNS_DIR,
+        console: Optional[Console] = None) -> dict[str, Any]:
+    """Up to the `qat` stage; returns its metrics (float / PTQ / QAT metric, sensitivity, fallback)."""
+    import json
+
+    result = run_until(recipe, "qat", force=force, runs_dir=runs_dir, console=console)
+    return json.loads((result.run_dir / "qat" / "metrics.json").read_text())
+
+
+def export(recipe: Any, *, force: bool = False, runs_dir: str | Path = DEFAULT_RUNS_DIR,
+           console: Optional[Console] = None) -> list[dict[str, Any]]:
+    """Up to the `export` stage; returns one row per exported file (backend, precision, parity, status)."""
+    import json
+
+    result = run_until(recipe, "export", force=force, runs_dir=runs_dir, console=console)
+    return json.loads((result.run_dir / "export" / "artifacts.json").read_text())
+
+
+def export_model(model: Any, input_shape: Sequence[int], out_dir: str | Path, backends: dict[str, list[str]],
+                 **options: Any) -> list[Any]:
+    """Export a PyTorch module (or "timm:NAME") to each backend and precision, with parity; no recipe needed."""
+    from edgekd.export.standalone import build_model_spec, export_model as _export_model
+
+    module = build_model_spec(model) if isinstance(model, str) else model
+    return _export_model(module, input_shape, out_dir, backends, **options)
+
+
 def check(
     report: str | Path,
     baseline: str | Path,
     *,
     max_metric_drop: float = 0.0,
     max_latency_ratio: float = 1.2,
+    max_size_ratio: float | None = None,
+    max_size_mb: float | None = None,
+    budgets: str | Path | None = None,
 ):
-    """Compare a report with a baseline report; `.failed` is True on a regression beyond budget."""
+    """Compare a report with a baseline report; `.failed` is True on a regression beyond budget.
+
+    Latency is compared noise-aware (see `edgekd.report.compare`); `budgets` is a YAML/JSON file of per-backend,
+    precision or device overrides of the global budgets (see `edgekd.report.budgets`).
+
+    >>> check("runs/quickstart/report.json", "baselines/quickstart.json", max_metric_drop=0.1).failed
+    """
+    from edgekd.report.budgets import load_budgets
     from edgekd.report.compare import compare_reports
     from edgekd.report.schema import load_report
 
@@ -89,6 +139,9 @@ def check(
         load_report(baseline),
         max_metric_drop=max_metric_drop,
         max_latency_ratio=max_latency_ratio,
+        max_size_ratio=max_size_ratio,
+        max_size_mb=max_size_mb,
+        rules=load_budgets(budgets) if budgets is not None else (),
     )
 
 

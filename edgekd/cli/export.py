@@ -63,10 +63,8 @@ def export_command(
 
 def _export_recipe(path: Path, overrides: list[str], force: bool, runs_dir: Path) -> None:
     recipe = api.load_recipe(path, overrides)
-    names = list(api.build_pipeline(recipe, runs_dir, err).stages)
-    api.run(recipe, stages=names[: names.index("export")], runs_dir=runs_dir, console=err)
-    result = api.run(recipe, stages=["export"], force=force, runs_dir=runs_dir, console=err)
-    out.print(f"artifacts: {result.run_dir / 'export' / 'artifacts.json'}")
+    api.export(recipe, force=force, runs_dir=runs_dir, console=err)
+    out.print(f"artifacts: {runs_dir / recipe.name / 'export' / 'artifacts.json'}")
 
 
 def _export_model(spec, backend, precision, input_shape, weights, calibration, out_dir, opset, tensorrt_target):

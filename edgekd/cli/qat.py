@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from edgekd import api
 from edgekd.cli.common import RecipeArg, RunsDirOpt, SetOpt, err, guarded, out
 from edgekd.cli.run import ForceOpt
@@ -18,16 +16,11 @@ def qat_command(
 ) -> None:
     """int8: PTQ baseline, per-layer sensitivity and QAT (resumes the stages before it that are done)."""
     loaded = api.load_recipe(recipe, set_ or [])
-    pipeline = api.build_pipeline(loaded, runs_dir, err)
-    names = list(pipeline.stages)
-    before = names[: names.index("qat")]
-    api.run(loaded, stages=before, runs_dir=runs_dir, console=err)
-    result = api.run(loaded, stages=["qat"], force=force, runs_dir=runs_dir, console=err)
-    metrics = json.loads((result.run_dir / "qat" / "metrics.json").read_text())
+    metrics = api.qat(loaded, force=force, runs_dir=runs_dir, console=err)
     if not metrics.get("enabled"):
         out.print("quantization is off for this recipe (quant.enabled: false)")
         return
     out.print(f"{metrics['metric']}: float {metrics['float']:.4f}, PTQ int8 {metrics['ptq']:.4f}, "
-              f"QAT int8 {metrics['qat']:.4f}  ({result.run_dir / 'qat'})")
+              f"QAT int8 {metrics['qat']:.4f}  ({runs_dir / loaded.name / 'qat'})")
     for entry in metrics.get("sensitivity_top", [])[:5]:
         out.print(f"  sensitive: {entry['module']}  {entry['cost']:+.4f}")

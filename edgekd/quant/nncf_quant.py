@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import sys
 import tempfile
 import warnings
@@ -33,6 +34,9 @@ CONFIG_SUFFIX = ".nncf.json"
 
 
 def _nncf() -> Any:
+    # NNCF compiles a small C++ extension the first time on a machine and gives up after 60 s by default,
+    # which a busy 2-core CI runner exceeds; a user's own setting still wins.
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "900")
     try:
         import nncf
     except ImportError as exc:

@@ -1,35 +1,38 @@
 """The regression gate behind `edgekd check`: compare a report with a baseline, row by row.
 
-Metrics are compared in their own unit ("worse by at most `max_metric_drop`", direction taken from
-`metric.lower_is_better`); latency as the ratio current p50 / baseline p50 per runtime, never as an
-absolute time. Latency from different hosts is still compared, but the row says the CPUs differ.
-Anything the baseline has and the current report lacks fails: a gate must not pass because data vanished.
+What is compared, for every model (role) and every deployed file (role, variant, backend, precision) that the
+baseline has:
+
+- **Metrics** in their own unit: "worse by at most `max_metric_drop`", direction from `metric.lower_is_better`.
+- **Latency** per runtime as a ratio current / baseline of median run times, never as an absolute time.
+  Both reports keep every timed run (`samples_ms`), so the ratio gets a 95% percentile-bootstrap confidence
+  interval (2000 resamples of each list, fixed seed: the same reports always get the same verdict).
+  **A regression is declared only when the whole interval is above `max_latency_ratio`** — a median that is
+  over budget while the interval still reaches the budget is noise, noted on the row, not a failure.
+  Reports without samples (older ones), or with fewer than 20 runs a side, fall back to the plain p50 ratio
+  against the budget, and the row says so. The interval covers run-to-run noise within each measurement, not
+  a machine that is busier during one of them: profile on a quiet runner, or re-measure the baseline there.
+  Latency from different hosts is still compared, but the row says the CPUs differ.
+- **File size** of models and deployed files, only where a size budget (`max_size_ratio`, `max_size_mb`) is set.
+- **Status** of a deployed file: one that passed its parity check and no longer does fails.
+
+Budgets are global (the command line) and can be overridden per role, variant, backend, runtime, precision or
+device by a budgets file (`edgekd.report.budgets`). Anything the baseline has and the current report lacks fails:
+a gate must not pass because data vanished. New models, metrics or files are listed and pass.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edgekd.errors import EdgekdError
 from edgekd.profile.local import ProfileResult
-from edgekd.report.schema import MetricSpec, ModelEntry, Report
+from edgekd.report.budgets import Budget, Rule, Subject, check_budget, resolve
+from edgekd.report.compare_rows import ComparisonRow, latency_row, metric_row, row, size_row, status_row
+from edgekd.report.schema import DeploymentEntry, ModelEntry, Report
 
-# Re-measured metrics equal "on paper" can differ in the last bits; this much is never a regression.
-_FLOAT_TOLERANCE = 1e-9
-
-
-@dataclass
-class ComparisonRow:
-    role: str
-    quantity: str
-    baseline: float | None
-    current: float | None
-    change: str
-    budget: str
-    ok: bool
-    note: str = ""
+__all__ = ["Comparison", "ComparisonRow", "compare_reports"]
 
 
 @dataclass
@@ -42,35 +45,54 @@ class Comparison:
         return any(not row.ok for row in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"failed": self.failed, "rows": [asdict(row) for row in self.rows], "notes": self.notes}
+        return {"failed": self.failed, "rows": [{**asdict(r), "label": r.label} for r in self.rows],
+                "notes": self.notes}
 
 
-def compare_reports(current: Report, baseline: Report, *, max_metric_drop: float, max_latency_ratio: float) -> Comparison:
-    """Rows for every metric and p50 latency of every model in the baseline; `.failed` on any regression.
+@dataclass(frozen=True)
+class _Gate:
+    """What every row builder needs: both reports, the global budget and the budget-file rules."""
+
+    current: Report
+    baseline: Report
+    default: Budget
+    rules: tuple[Rule, ...]
+
+    def budget(self, subject: Subject) -> Budget:
+        return resolve(self.default, self.rules, subject)
+
+    @property
+    def envs(self) -> tuple[dict, dict]:
+        return self.current.environment, self.baseline.environment
+
+
+def compare_reports(
+    current: Report,
+    baseline: Report,
+    *,
+    max_metric_drop: float,
+    max_latency_ratio: float,
+    max_size_ratio: float | None = None,
+    max_size_mb: float | None = None,
+    rules: tuple[Rule, ...] = (),
+) -> Comparison:
+    """Rows for every metric, latency (and budgeted size) of every model and deployed file in the baseline.
 
     >>> comparison = compare_reports(load_report("report.json"), load_report("base.json"),
     ...                              max_metric_drop=0.1, max_latency_ratio=1.2)
+    >>> comparison.failed
     """
-    _check_comparable(current, baseline, max_metric_drop, max_latency_ratio)
+    default = Budget(max_metric_drop, max_latency_ratio, max_size_ratio, max_size_mb)
+    _check_comparable(current, baseline, default)
+    gate = _Gate(current, baseline, default, tuple(rules))
     comparison = Comparison(notes=_notes(current, baseline))
-    for base in baseline.models:
-        now = current.model(base.role)
-        if now is None:
-            comparison.rows.append(ComparisonRow(base.role, "model", None, None, "missing", "-", False))
-            continue
-        comparison.rows += _metric_rows(now, base, current.metric, max_metric_drop)
-        comparison.rows += _latency_rows(now, base, current, baseline, max_latency_ratio)
-    for now in current.models:
-        if baseline.model(now.role) is None:
-            comparison.rows.append(ComparisonRow(now.role, "model", None, None, "new", "-", True, "no baseline"))
+    comparison.rows += _model_rows(gate)
+    comparison.rows += _deployment_rows(gate)
     return comparison
 
 
-def _check_comparable(current: Report, baseline: Report, max_metric_drop: float, max_latency_ratio: float) -> None:
-    if not max_metric_drop >= 0:
-        raise EdgekdError(f"max_metric_drop must be >= 0, got {max_metric_drop}")
-    if not max_latency_ratio > 0:
-        raise EdgekdError(f"max_latency_ratio must be > 0, got {max_latency_ratio}")
+def _check_comparable(current: Report, baseline: Report, default: Budget) -> None:
+    check_budget(default)
     if current.task != baseline.task or current.metric != baseline.metric:
         raise EdgekdError(
             f"reports are not comparable: {current.task}/{current.metric.name} vs baseline "
@@ -87,50 +109,84 @@ def _notes(current: Report, baseline: Report) -> list[str]:
     return notes
 
 
-def _metric_rows(now: ModelEntry, base: ModelEntry, spec: MetricSpec, budget: float) -> list[ComparisonRow]:
+def _model_rows(gate: _Gate) -> list[ComparisonRow]:
     rows = []
-    for name, old in base.metrics.items():
-        label = f"{spec.name} ({name})"
-        if name not in now.metrics:
-            rows.append(ComparisonRow(now.role, label, old, None, "missing", "-", False))
+    for base in gate.baseline.models:
+        now = gate.current.model(base.role)
+        if now is None:
+            rows.append(row(Subject(base.role), "model", None, None, "missing", "-", False, kind="model"))
             continue
-        rows.append(_metric_row(now.role, label, old, now.metrics[name], spec, budget))
+        rows += _model_metric_rows(gate, now, base)
+        rows += [_latency(gate, _runtime_subject(base.role, runtime, old), now.latency.get(runtime), old)
+                 for runtime, old in base.latency.items()]
+        rows += _size(gate, Subject(base.role), base.file_size_bytes, now.file_size_bytes)
+    for now in gate.current.models:
+        if gate.baseline.model(now.role) is None:
+            rows.append(row(Subject(now.role), "model", None, None, "new", "-", True, note="no baseline", kind="model"))
+    return rows
+
+
+def _model_metric_rows(gate: _Gate, now: ModelEntry, base: ModelEntry) -> list[ComparisonRow]:
+    spec, subject = gate.current.metric, Subject(now.role)
+    budget = gate.budget(subject).max_metric_drop
+    rows = [metric_row(subject, f"{spec.name} ({name})", old, now.metrics.get(name), spec, budget)
+            for name, old in base.metrics.items()]
     for name in now.metrics.keys() - base.metrics.keys():
-        rows.append(ComparisonRow(now.role, f"{spec.name} ({name})", None, now.metrics[name], "new", "-", True, "no baseline"))
+        rows.append(row(subject, f"{spec.name} ({name})", None, now.metrics[name], "new", "-", True,
+                        note="no baseline", kind="metric"))
     return rows
 
 
-def _metric_row(role: str, label: str, old: float, new: float, spec: MetricSpec, budget: float) -> ComparisonRow:
-    worse = (new - old) if spec.lower_is_better else (old - new)
-    ok = not math.isnan(worse) and worse <= budget + _FLOAT_TOLERANCE * max(1.0, abs(old))
-    verdict = "worse" if worse > 0 else "better" if worse < 0 else "same"
-    change = f"{new - old:+.4g} {spec.unit} ({verdict})"
-    return ComparisonRow(role, label, old, new, change, f"≤ {budget:g} {spec.unit} worse", ok)
+def _runtime_subject(role: str, runtime: str, profile: ProfileResult) -> Subject:
+    return Subject(role, runtime=runtime, precision=profile.precision, device=_device(profile))
 
 
-def _latency_rows(now: ModelEntry, base: ModelEntry, current: Report, baseline: Report, budget: float) -> list[ComparisonRow]:
+def _device(profile: ProfileResult | None) -> str:
+    # Remote and TensorRT-on-device results name their device; everything else ran on this host.
+    return (profile.environment.get("device") if profile else None) or "host"
+
+
+def _latency(gate: _Gate, subject: Subject, new: ProfileResult | None, old: ProfileResult) -> ComparisonRow:
+    return latency_row(subject, new, old, gate.budget(subject).max_latency_ratio, gate.envs)
+
+
+def _size(gate: _Gate, subject: Subject, old: int | None, new: int | None) -> list[ComparisonRow]:
+    size = size_row(subject, old, new, gate.budget(subject))
+    return [] if size is None else [size]
+
+
+def _deployment_key(entry: DeploymentEntry) -> tuple[str, str, str, str]:
+    return entry.role, entry.variant, entry.backend, entry.precision
+
+
+def _deployment_subject(entry: DeploymentEntry) -> Subject:
+    return Subject(entry.role, entry.variant, entry.backend, entry.runtime, entry.precision, _device(entry.latency))
+
+
+def _deployment_rows(gate: _Gate) -> list[ComparisonRow]:
+    current = {_deployment_key(d): d for d in gate.current.deployments}
     rows = []
-    for runtime, old in base.latency.items():
-        label = f"p50 latency, {runtime} (ms)"
-        new = now.latency.get(runtime)
-        if new is None:
-            rows.append(ComparisonRow(now.role, label, old.stats.p50_ms, None, "missing", f"≤ {budget:g}×", False))
+    for base in gate.baseline.deployments:
+        now = current.pop(_deployment_key(base), None)
+        if now is None:
+            rows.append(row(_deployment_subject(base), "deployment", None, None, "missing", "-", False,
+                            kind="deployment"))
             continue
-        ratio = new.stats.p50_ms / old.stats.p50_ms if old.stats.p50_ms > 0 else math.inf
-        ok = not math.isnan(ratio) and ratio <= budget
-        note = _latency_note(new, old, current.environment, baseline.environment)
-        rows.append(ComparisonRow(now.role, label, old.stats.p50_ms, new.stats.p50_ms, f"{ratio:.2f}×", f"≤ {budget:g}×", ok, note))
+        rows += _one_deployment(gate, now, base)
+    for now in current.values():
+        rows.append(row(_deployment_subject(now), "deployment", None, None, "new", "-", True, note="no baseline",
+                        kind="deployment"))
     return rows
 
 
-def _latency_note(new: ProfileResult, old: ProfileResult, env_now: dict, env_base: dict) -> str:
-    """Why this ratio may not mean what it seems: another CPU, or other settings."""
-    notes = []
-    cpu_now = new.environment.get("cpu") or env_now.get("cpu")
-    cpu_base = old.environment.get("cpu") or env_base.get("cpu")
-    if cpu_now != cpu_base:
-        notes.append(f"different CPU: {cpu_base} → {cpu_now}")
-    for setting in ("threads", "batch_size", "input_shape", "precision", "mode"):
-        if getattr(new, setting) != getattr(old, setting):
-            notes.append(f"{setting} {getattr(old, setting)} → {getattr(new, setting)}")
-    return "; ".join(notes)
+def _one_deployment(gate: _Gate, now: DeploymentEntry, base: DeploymentEntry) -> list[ComparisonRow]:
+    subject = _deployment_subject(now)
+    budget = gate.budget(subject)
+    rows = [status_row(subject, base.status, now.status, now.reason)]
+    if base.metric is not None:
+        spec = gate.current.metric
+        rows.append(metric_row(subject, spec.name, base.metric, now.metric, spec, budget.max_metric_drop))
+    if base.latency is not None:
+        rows.append(latency_row(subject, now.latency, base.latency, budget.max_latency_ratio, gate.envs))
+    rows += _size(gate, subject, base.size_bytes, now.size_bytes)
+    return [r for r in rows if r is not None]

@@ -1,4 +1,4 @@
-"""Turn a Report into report.json (machines) and report.md (a PR comment people read)."""
+"""Turn a Report into report.json (machines), report.md (a PR comment) and report.html (people: tables + plots)."""
 
 from __future__ import annotations
 
@@ -54,11 +54,14 @@ def to_markdown(report: Report) -> str:
 
 
 def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
-    """Write report.json and report.md into `out_dir`, each atomically."""
+    """Write report.json, report.md and report.html into `out_dir`, each atomically."""
+    from edgekd.report.html import to_html  # it imports this module's formatters
+
     out_dir = Path(out_dir)
     return {
         "json": atomic_write_json(out_dir / "report.json", report.model_dump(mode="json")),
         "md": atomic_write_text(out_dir / "report.md", to_markdown(report)),
+        "html": atomic_write_text(out_dir / "report.html", to_html(report)),
     }
 
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgekd.errors import EdgekdError
 from edgekd.profile.local import ProfileResult
 
-SCHEMA_VERSION = 2
-# Version 1 reports (no deployments/quantization sections) still load: the new sections default to empty.
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+# Older reports still load: the sections added since (v2: deployments/quantization, v3: predictions) default to empty.
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class _Strict(BaseModel):
@@ -75,6 +75,33 @@ class DeploymentEntry(_Strict):
     speedup_vs_fp32: float | None = None  # p50 of the same role's fp32 file on this runtime / this p50
 
 
+class Prediction(_Strict):
+    """Predicted latency of one exported ONNX file on a device (edgekd.profile.predict): never measured.
+
+    `metric` is the source file's task metric as measured on this host: the accuracy is measured, the
+    latency predicted. `fit_error` / `lomo_error` are the calibration group's errors on published
+    measurements (in-sample, and leave-one-model-out), e.g. {"median_abs_pct": 12.0, "n": 5, ...}.
+    """
+
+    mode: Literal["predicted"] = "predicted"
+    role: str
+    variant: str  # float | qat
+    source: str  # the ONNX file, relative to the run folder
+    precision: str  # the precision asked of the runtime
+    compute_precision: str  # what the runtime computes in on that device (ncnn fp32 runs fp16 on an A76)
+    device: str
+    runtime: str
+    unit: str
+    threads: int | None = None
+    latency_ms: float
+    metric: float | None = None
+    calibrated: bool
+    calibration_group: str
+    calibration_models: list[str] = Field(default_factory=list)
+    fit_error: dict[str, float | int] | None = None
+    lomo_error: dict[str, float | int] | None = None
+
+
 class DeployChoice(_Strict):
     precision: str | None
     reason: str
@@ -93,6 +120,7 @@ class Report(_Strict):
     ratios: dict[str, float] = Field(default_factory=dict)
     deployments: list[DeploymentEntry] = Field(default_factory=list)
     deploy: dict[str, DeployChoice] = Field(default_factory=dict)
+    predictions: list[Prediction] = Field(default_factory=list)
     quantization: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)

@@ -30,5 +30,5 @@ def deploy_stages(task, export_inputs: tuple[str, ...], report_inputs: tuple[str
         Stage("profile", lambda ctx: run_profile(task, ctx), lambda r: r.profile, ("export",),
               help="latency on this host, every runnable file side by side"),
         Stage("report", lambda ctx: run_report(task, ctx), lambda r: {"task": task.name},
-              ("export", "profile", "qat", *report_inputs), help="report.json + report.md"),
+              ("export", "profile", "qat", *report_inputs), help="report.json + report.md + report.html"),
     ]

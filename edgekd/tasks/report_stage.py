@@ -41,7 +41,8 @@ def run_report(task, ctx: StageContext) -> dict[str, Any]:
     report.deploy = choose(deployments, ctx.recipe.export.deploy, budget=ctx.recipe.quant.max_metric_delta,
                            lower_is_better=task.metric.lower_is_better)
     report.ratios = ratios(report)
-    report.notes = _int8_notes(deployments)
+    report.predictions, predict_notes = _predictions(rows, ctx)
+    report.notes = _int8_notes(deployments) + predict_notes
     written = write_report(report, ctx.stage_dir)
     for path in written.values():
         with atomic_path(ctx.run_dir / path.name) as tmp:
@@ -106,6 +107,20 @@ def _quantization(ctx: StageContext) -> dict[str, Any]:
     metrics = json.loads(path.read_text())
     return {key: metrics[key] for key in ("enabled", "float", "ptq", "qat", "quantizers", "fallback",
                                           "sensitivity_top", "eval_samples") if key in metrics}
+
+
+def _predictions(rows: list[dict[str, Any]], ctx: StageContext) -> tuple[list[Any], list[str]]:
+    """Predicted latency of the float ONNX files and the QAT int8 one on every calibrated device (soft: a
+    failure is a note, never a failed stage)."""
+    from edgekd.report.predictions import PredictionSource, predict_files
+
+    sources = [PredictionSource(row["role"], row["variant"], row["path"], row["precision"], row.get("metric_runtime"))
+               for row in rows if row["backend"] == "onnx" and row["status"] == "passed" and row.get("path")
+               and (row["variant"], row["precision"]) in (("float", "fp32"), ("qat", "int8"))]
+    try:
+        return predict_files(sources, ctx.run_dir)
+    except Exception as error:  # the report matters more than the estimate
+        return [], [f"predicted latency skipped: {type(error).__name__}: {error}"]
 
 
 def _int8_notes(deployments: list[DeploymentEntry]) -> list[str]:

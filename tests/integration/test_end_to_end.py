@@ -91,3 +91,14 @@ def test_every_backend_and_precision_has_a_row_with_parity_and_latency(finished_
     assert {"float", "ptq", "qat"} <= set(report.quantization)
     assert (runs / "tiny_gaze" / "qat" / "sensitivity.json").is_file()
     assert "Deployments" in result.stdout and "Deploy choice" in result.stdout
+
+
+def test_qat_and_export_commands_resume_a_finished_run(finished_run) -> None:
+    runs, _ = finished_run
+    qat = run_cli("qat", str(TINY_RECIPE), "--runs-dir", str(runs))
+    assert qat.returncode == 0, qat.stderr[-2000:]
+    assert "PTQ int8" in qat.stdout and "QAT int8" in qat.stdout
+    assert "qat: up to date, skipped" in qat.stderr
+    export = run_cli("export", str(TINY_RECIPE), "--runs-dir", str(runs))
+    assert export.returncode == 0, export.stderr[-2000:]
+    assert "artifacts.json" in export.stdout and "export: up to date, skipped" in export.stderr

@@ -50,7 +50,7 @@ def make_report(**changes) -> Report:
 def test_json_round_trip(tmp_path) -> None:
     report = make_report(notes=["synthetic data"])
     paths = write_report(report, tmp_path)
-    assert set(paths) == {"json", "md"} and all(p.is_file() for p in paths.values())
+    assert set(paths) == {"json", "md", "html"} and all(p.is_file() for p in paths.values())
     loaded = load_report(paths["json"])
     assert loaded == report
     assert loaded.schema_version == SCHEMA_VERSION
