@@ -129,8 +129,14 @@ class OpenVinoSession(Session):
         return {
             "device": "CPU",
             "threads": self.threads,
-            "inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
+            "inference_precision": _type_name(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
         }
+
+
+def _type_name(element_type: Any) -> str:
+    """'f32' / 'bf16' / 'f16' rather than the repr of an openvino Type."""
+    name = getattr(element_type, "get_type_name", None)
+    return name() if callable(name) else str(element_type)
 
 
 def open_session(path: str | Path, runtime: str, *, threads: int = 2, precision: str = "fp32") -> Session:
