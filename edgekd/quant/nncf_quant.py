@@ -81,7 +81,7 @@ def quantize_ptq(
         quantized = nncf.quantize(
             float_model,
             nncf.Dataset(list(batches)),
-            subset_size=sum(len(batch) for batch in batches),
+            subset_size=len(batches),  # NNCF counts dataset items, here batches: calibrate on all of them
             preset=nncf.QuantizationPreset.PERFORMANCE,
             model_type=nncf.ModelType.TRANSFORMER if placement == "weighted_ops" else None,
             ignored_scope=ignored,
