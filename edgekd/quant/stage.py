@@ -96,7 +96,7 @@ def run_qat(task, ctx: StageContext) -> dict[str, Any]:
     for param in qat.parameters():  # weights and quantizer scales train; NNCF's integer flags do not
         param.requires_grad_(param.is_floating_point())
     objective = QatObjective(qat, reference, task.qat_loss, cfg.kd_weight)
-    result = fit(objective, task.qat_dataset(ctx), cfg.train, seed=ctx.recipe.seed,
+    result = fit(objective, _training_set(task, ctx), cfg.train, seed=ctx.recipe.seed,
                  checkpoint_dir=ctx.stage_dir / "checkpoints", desc="qat")
     qat.eval()
     save_quantized(qat, ctx.stage_dir / QAT_FILE)
@@ -117,6 +117,18 @@ def run_qat(task, ctx: StageContext) -> dict[str, Any]:
     ctx.console.print(f"QAT int8: {task.metric.name} {metric_qat:.4f} (PTQ {metric_ptq:.4f}, float {metric_float:.4f})")
     _check_budget(task, cfg.max_metric_delta, metric_float, metric_qat)
     return {"float": metric_float, "ptq": metric_ptq, "qat": metric_qat}
+
+
+def _training_set(task, ctx: StageContext) -> Any:
+    """The task's QAT data, or a seeded subset of it: fake-quant training is several times slower per image
+    than float training, and a calibrated model needs far less than a full epoch to adapt."""
+    from torch.utils.data import Subset
+
+    dataset, limit = task.qat_dataset(ctx), ctx.recipe.quant.train_samples
+    if limit is None or limit >= len(dataset):
+        return dataset
+    picks = np.random.default_rng(ctx.recipe.seed).choice(len(dataset), size=limit, replace=False)
+    return Subset(dataset, sorted(picks.tolist()))
 
 
 def _calibrated(task, ctx: StageContext, reference, fallback_modules: list[str]) -> Any:

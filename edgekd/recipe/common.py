@@ -116,6 +116,8 @@ class QuantConfig(StrictModel):
     fallback: list[str] = Field(default_factory=list)
     kd_weight: float = Field(1.0, ge=0)
     train: TrainConfig = TrainConfig(epochs=2, batch_size=64, lr=1e-4, weight_decay=0.0)
+    train_samples: Optional[int] = Field(
+        None, gt=0, description="fine-tune on this many training samples (a seeded subset); None: all of them")
     max_metric_delta: float = Field(0.3, ge=0, description="int8 metric vs the float student, in metric units")
     sensitivity: QuantSensitivity = QuantSensitivity()
 
