@@ -13,6 +13,10 @@ from typing import Iterable
 from edgekd.report.schema import DeployChoice, DeploymentEntry
 
 ELIGIBLE_VARIANTS = ("float", "qat")
+# A lower precision must beat a higher one by more than this to be chosen: two files within a few percent of
+# each other are the same speed within the noise of one profiling run, and the higher precision is safer.
+MIN_GAIN = 0.03
+PREFERENCE = ("fp32", "fp16", "int8")
 
 
 def speedups(entries: list[DeploymentEntry]) -> None:
@@ -47,11 +51,15 @@ def _choose_one(entries, runtime: str, wanted: str, budget: float, lower_is_bett
     eligible = [e for e in measured if _within_budget(e, budget, lower_is_better)]
     if not eligible:
         return DeployChoice(precision=None, reason=f"no {runtime} file passed parity and was measured on this host")
-    best = min(eligible, key=lambda e: e.latency.stats.p50_ms)
+    fastest = min(eligible, key=lambda e: e.latency.stats.p50_ms)
+    close = [e for e in eligible if e.latency.stats.p50_ms <= fastest.latency.stats.p50_ms * (1 + MIN_GAIN)]
+    best = min(close, key=lambda e: PREFERENCE.index(e.precision) if e.precision in PREFERENCE else len(PREFERENCE))
     others = [e for e in measured if e is not best]
     compared = "; ".join(_versus(e, best) for e in others)
     excluded = [e.precision for e in measured if e not in eligible]
-    reason = f"fastest measured: {_timing(best)}" + (f"; {compared}" if compared else "")
+    lead = "fastest measured" if best is fastest else (
+        f"{fastest.precision} is within {MIN_GAIN:.0%}: not measurably faster, so the higher precision")
+    reason = f"{lead}: {_timing(best)}" + (f"; {compared}" if compared else "")
     if excluded:
         reason += f"; over the metric budget: {', '.join(excluded)}"
     return DeployChoice(precision=best.precision, reason=reason)

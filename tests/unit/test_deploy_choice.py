@@ -109,3 +109,15 @@ def test_speedups_fill_speedup_vs_fp32_per_role_and_runtime() -> None:
     assert teacher_int8.speedup_vs_fp32 == pytest.approx(8.0) and teacher_fp32.speedup_vs_fp32 == pytest.approx(1.0)
     assert ov_fp16.speedup_vs_fp32 is None  # no fp32 on openvino to compare with
     assert trt.speedup_vs_fp32 is None
+
+
+def test_a_lower_precision_within_noise_of_a_higher_one_is_not_chosen() -> None:
+    entries = [entry("fp32", 4.00), entry("fp16", 3.96), entry("int8", 5.0, delta=0.0)]
+    choice = pick(entries)["onnxruntime"]
+    assert choice.precision == "fp32"
+    assert "not measurably faster" in choice.reason
+
+
+def test_a_clearly_faster_lower_precision_is_chosen() -> None:
+    entries = [entry("fp32", 4.00), entry("fp16", 3.00)]
+    assert pick(entries)["onnxruntime"].precision == "fp16"
