@@ -143,7 +143,7 @@ def _validate(paths, input_shape, threads, warmup, runs, rounds) -> list[int]:
 def _load(path: Path, shape: list[int], threads: int, warmup: int, precision: str) -> _Loaded:
     before = _rss_mb()
     start = time.perf_counter_ns()
-    session = open_session(path, runtime_for(path), threads=threads, precision=precision)
+    session = open_session(path, runtime_for(path), threads=threads, precision=precision, static_shape=shape)
     after_create = _rss_mb()
     feed = _feed(session, path, shape)
     session.run(feed)
