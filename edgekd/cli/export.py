@@ -69,7 +69,7 @@ def _export_recipe(path: Path, overrides: list[str], force: bool, runs_dir: Path
 
 def _export_model(spec, backend, precision, input_shape, weights, calibration, out_dir, opset, tensorrt_target):
     from edgekd.export import EXPORTERS
-    from edgekd.export.standalone import build_model_spec, export_model
+    from edgekd.export.standalone import build_model_spec
 
     shape = _shape(input_shape)
     backends = _backends(backend or ["onnx", "openvino", "tensorrt"], precision, EXPORTERS)
@@ -77,8 +77,9 @@ def _export_model(spec, backend, precision, input_shape, weights, calibration, o
     model = build_model_spec(spec, weights)
     folder = out_dir or Path(api.DEFAULT_RUNS_DIR) / "export" / spec.replace(":", "-")
     with err.status("exporting") as status:
-        return export_model(model, shape, folder, backends, calibration=calib, opset=opset,
-                            target_tensorrt=tensorrt_target, progress=lambda what: status.update(f"exporting {what}"))
+        return api.export_model(model, shape, folder, backends, calibration=calib, opset=opset,
+                                target_tensorrt=tensorrt_target,
+                                progress=lambda what: status.update(f"exporting {what}"))
 
 
 def _backends(names: list[str], precisions: Optional[list[str]], exporters) -> dict[str, list[str]]:
