@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -53,11 +53,16 @@ def fit(
     seed: int,
     checkpoint_dir: Path,
     desc: str,
+    validate: Optional[Callable[[], dict[str, float]]] = None,
+    stop: Optional[Callable[[list[dict[str, float]]], bool]] = None,
 ) -> FitResult:
     """Optimise `objective` (whose forward(batch) returns a dict with a 'loss') over `dataset`.
 
     Only parameters with requires_grad train. Checkpoints go to `checkpoint_dir/last.pt` at every epoch
     end and every `cfg.checkpoint_every_steps` steps; an existing checkpoint is resumed from.
+    `validate()` runs after each epoch and its numbers join that epoch's history entry; `stop(history)`
+    then ends training early (early stopping). Both see the restored history after a resume, so a
+    resumed run stops where an uninterrupted one would.
     """
     sampler = DistributedSampler(dataset, dist.world_size(), dist.rank(), shuffle=True, seed=seed, drop_last=True)
     batch_size = max(1, min(cfg.batch_size, len(sampler)))
@@ -71,7 +76,7 @@ def fit(
     with TrainProgress(desc, total=cfg.epochs * steps_per_epoch, done=state.global_step) as progress:
         if resumed_at:
             progress.log(f"{desc}: resuming from step {resumed_at} ({checkpoint_dir / LAST_CHECKPOINT})")
-        while state.epoch < cfg.epochs:
+        while state.epoch < cfg.epochs and not (stop and state.history and stop(state.history)):
             sampler.set_epoch(state.epoch)
             batches = _epoch_batches(sampler, batch_size)[state.step_in_epoch :]
             loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_workers)
@@ -81,7 +86,7 @@ def fit(
                 progress.advance(state.sums["loss"] / max(state.step_in_epoch, 1), len(batch[0]) * dist.world_size())
                 if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
                     _save(objective, optimizer, scheduler, state, checkpoint_dir)
-            _end_epoch(state, steps_per_epoch, progress, desc, cfg.epochs)
+            _end_epoch(state, steps_per_epoch, progress, desc, cfg.epochs, validate)
             _save(objective, optimizer, scheduler, state, checkpoint_dir)
     return FitResult(steps=state.global_step, history=state.history, resumed_at_step=resumed_at)
 
@@ -110,8 +115,10 @@ def _train_step(model, batch, optimizer, scheduler, cfg, state: _State, seed, ch
         state.sums[name] = state.sums.get(name, 0.0) + (loss_value if name == "loss" else float(value.detach()))
 
 
-def _end_epoch(state: _State, steps: int, progress: TrainProgress, desc: str, epochs: int) -> None:
+def _end_epoch(state: _State, steps: int, progress: TrainProgress, desc: str, epochs: int, validate=None) -> None:
     means = {name: total / max(steps, 1) for name, total in state.sums.items()}
+    if validate is not None:
+        means.update(validate())
     state.history.append({"epoch": float(state.epoch + 1), **means})
     progress.log(f"{desc} epoch {state.epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in means.items()))
     state.epoch += 1

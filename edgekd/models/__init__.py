@@ -30,11 +30,13 @@ from edgekd.models.convnextv2 import (  # noqa: E402
     stage_paths,
 )
 from edgekd.models.decoders import FeatureDecoder, PixelDecoder  # noqa: E402
+from edgekd.models.ibvs import DroneCommandRegressor  # noqa: E402
 
 __all__ = [
     "MODELS",
     "Adapter",
     "AdaptedMlp",
+    "DroneCommandRegressor",
     "FeatureDecoder",
     "PixelDecoder",
     "adapter_paths",

@@ -96,11 +96,13 @@ def profile_side_by_side(
     rounds: int = 5,
     progress: Progress | None = None,
     precisions: dict[str, str] | None = None,
+    input_shapes: dict[str, Sequence[int]] | None = None,
 ) -> dict[str, ProfileResult]:
     """Profile several files together: all sessions are loaded first, then timed in interleaved rounds.
 
     Files may mix runtimes: .onnx runs on ONNX Runtime, .xml on OpenVINO (both on this CPU).
-    `precisions` names each file's precision where the file does not record it (OpenVINO IR).
+    `precisions` names each file's precision where the file does not record it (OpenVINO IR);
+    `input_shapes` gives a file its own input shape (a teacher that reads the whole camera frame).
 
     Round r gives each model its share of `runs`, in forward order on even rounds and reversed on odd
     ones, so slow drift of the machine (thermal throttling, a noisy neighbour) hits every model alike.
@@ -110,14 +112,17 @@ def profile_side_by_side(
     ...                                threads=2, warmup=10, runs=200)
     """
     shape = _validate(paths, input_shape, threads, warmup, runs, rounds)
+    shapes = {name: _validate({name: path}, (input_shapes or {}).get(name, shape), threads, warmup, runs, rounds)
+              for name, path in paths.items()}
     _prime_runtime(threads)
     precisions = precisions or {}
-    loaded = {name: _load(Path(path), shape, threads, warmup, precisions.get(name, "fp32"))
+    loaded = {name: _load(Path(path), shapes[name], threads, warmup, precisions.get(name, "fp32"))
               for name, path in paths.items()}
     rounds = min(rounds, runs)
     _timed_rounds(list(loaded.values()), runs, rounds, progress)
     environment = host_environment()
-    return {name: _result(item, shape, threads, warmup, runs, rounds, environment) for name, item in loaded.items()}
+    return {name: _result(item, shapes[name], threads, warmup, runs, rounds, environment)
+            for name, item in loaded.items()}
 
 
 def _validate(paths, input_shape, threads, warmup, runs, rounds) -> list[int]:

@@ -7,11 +7,12 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter
 
 from edgekd.tasks.gaze.config import GazeRecipe
+from edgekd.tasks.ibvs.config import IbvsRecipe
 
 # One entry per task; the `task` key selects the model, so errors name the task's own fields.
-Recipe = Annotated[Union[GazeRecipe], Field(discriminator="task")]
+Recipe = Annotated[Union[GazeRecipe, IbvsRecipe], Field(discriminator="task")]
 RECIPE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Recipe)
-RECIPE_MODELS = {"gaze": GazeRecipe}
+RECIPE_MODELS = {"gaze": GazeRecipe, "ibvs": IbvsRecipe}
 TASK_NAMES = tuple(RECIPE_MODELS)
 
 

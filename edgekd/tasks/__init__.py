@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from edgekd.tasks.base import Task
 
-_TASK_MODULES = {"gaze": "edgekd.tasks.gaze.task"}
+_TASK_MODULES = {"gaze": "edgekd.tasks.gaze.task", "ibvs": "edgekd.tasks.ibvs.task"}
 
 
 def get_task(name: str) -> "Task":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from torch import nn
@@ -71,6 +71,19 @@ class Task(ABC):
     @abstractmethod
     def report_metrics(self, ctx: StageContext) -> dict[str, dict[str, float]]:
         """Per role ('teacher', 'student'): the task metrics measured by the training stages."""
+
+    def role_eval_arrays(self, ctx: StageContext, role: str, limit: int) -> tuple[np.ndarray, Any]:
+        """Held-out inputs and targets for `role`'s parity check; the same for every role unless a task's
+        teacher reads different inputs than its student."""
+        return self.eval_arrays(ctx, limit)
+
+    def role_score(self, role: str) -> Callable[[Any, Any], float]:
+        """The metric function for `role`'s outputs (a teacher may output something else than the student)."""
+        return self.score
+
+    def report_extras(self, ctx: StageContext) -> dict[str, Any]:
+        """Extra 'ratios' and 'notes' for the report (e.g. a teacher that is a whole pipeline, not one network)."""
+        return {}
 
 
 TASKS: Registry[type[Task]] = Registry("task")

@@ -15,8 +15,10 @@ def _export_config(recipe):
     return {"export": recipe.export.model_dump(mode="json"), "max_metric_delta": recipe.quant.max_metric_delta}
 
 
-def deploy_stages(task, export_inputs: tuple[str, ...], report_inputs: tuple[str, ...]) -> list[Stage]:
-    """QAT → export → profile → report for `task`; the inputs name the training stages they read."""
+def deploy_stages(task, export_inputs: tuple[str, ...], report_inputs: tuple[str, ...],
+                  before_report: tuple[Stage, ...] = ()) -> list[Stage]:
+    """QAT → export → profile → (task stages that use the exported files) → report for `task`; the inputs
+    name the training stages they read."""
     from edgekd.quant.stage import run_qat
     from edgekd.tasks.export_stage import run_export
     from edgekd.tasks.profile_stage import run_profile
@@ -29,6 +31,7 @@ def deploy_stages(task, export_inputs: tuple[str, ...], report_inputs: tuple[str
               help="ONNX / OpenVINO / TensorRT files, each with a parity check"),
         Stage("profile", lambda ctx: run_profile(task, ctx), lambda r: r.profile, ("export",),
               help="latency on this host, every runnable file side by side"),
+        *before_report,
         Stage("report", lambda ctx: run_report(task, ctx), lambda r: {"task": task.name},
-              ("export", "profile", "qat", *report_inputs), help="report.json + report.md + report.html"),
+              ("export", "profile", "qat", *report_inputs, *(s.name for s in before_report)), help="report.json + report.md + report.html"),
     ]

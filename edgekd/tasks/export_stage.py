@@ -49,11 +49,11 @@ def run_export(task, ctx: StageContext) -> dict[str, Any]:
     from edgekd.models import count_macs, count_parameters, deploy_copy
 
     cfg = ctx.recipe.export
-    inputs, targets = task.eval_arrays(ctx, cfg.eval_samples)
     rows: list[dict[str, Any]] = []
     models: dict[str, Any] = {}
     float_metric: dict[str, float] = {}
     for deploy in task.deploy_models(ctx):
+        inputs, targets = task.role_eval_arrays(ctx, deploy.role, cfg.eval_samples)
         source = Source(deploy.role, "float", deploy_copy(deploy.module).eval(), deploy)
         fp32 = _export_onnx(ctx, source)
         row = _checked(task, ctx, source, "onnx", "fp32", fp32, inputs, targets, reference=deploy.module)
@@ -159,7 +159,7 @@ def _checked(task, ctx, source: Source, backend: str, precision: str, result, in
     budget = {"fp32": cfg.parity, "fp16": cfg.parity_fp16, "int8": cfg.parity_int8}[precision]
     runtime = LOCAL_RUNTIMES[backend]
     parity = check_parity(reference, result.path, inputs, runtime=runtime, precision=precision, targets=targets,
-                          metric_fn=task.score, max_abs_diff=budget.max_abs_diff,
+                          metric_fn=task.role_score(source.role), max_abs_diff=budget.max_abs_diff,
                           max_metric_delta=budget.max_metric_delta)
     status = "passed" if parity.passed else "failed"
     gated = source.variant != "ptq"  # the PTQ baseline is reported, not gated

@@ -36,13 +36,13 @@ def run_profile(task, ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.recipe.profile
     rows = profiled_rows(ctx)
     models = json.loads((ctx.stage_path("export") / ONNX_DIR / "models.json").read_text())
-    shape = [cfg.batch_size, *next(iter(models.values()))["input_shape"][1:]]
+    shapes = {artifact_key(row): [cfg.batch_size, *models[row["role"]]["input_shape"][1:]] for row in rows}
     paths = {artifact_key(row): ctx.run_dir / row["path"] for row in rows}
     precisions = {artifact_key(row): row["precision"] for row in rows}
     with Progress(console=ctx.console, transient=True) as bar:
         job = bar.add_task(f"timing {len(paths)} files side by side", total=cfg.runs * len(paths))
         results = profile_side_by_side(
-            paths, input_shape=tuple(shape), threads=cfg.threads, warmup=cfg.warmup, runs=cfg.runs,
+            paths, input_shape=next(iter(shapes.values())), input_shapes=shapes, threads=cfg.threads, warmup=cfg.warmup, runs=cfg.runs,
             rounds=cfg.rounds, precisions=precisions, progress=lambda done, total: bar.update(job, completed=done),
         )
     atomic_write_json(ctx.stage_dir / LATENCY_FILE, {key: r.model_dump(mode="json") for key, r in results.items()})

@@ -40,9 +40,10 @@ def run_report(task, ctx: StageContext) -> dict[str, Any]:
     )
     report.deploy = choose(deployments, ctx.recipe.export.deploy, budget=ctx.recipe.quant.max_metric_delta,
                            lower_is_better=task.metric.lower_is_better)
-    report.ratios = ratios(report)
+    extras = task.report_extras(ctx)
+    report.ratios = {**ratios(report), **extras.get("ratios", {})}
     report.predictions, predict_notes = _predictions(rows, ctx)
-    report.notes = _int8_notes(deployments) + predict_notes
+    report.notes = extras.get("notes", []) + _int8_notes(deployments) + predict_notes
     written = write_report(report, ctx.stage_dir)
     for path in written.values():
         with atomic_path(ctx.run_dir / path.name) as tmp:

@@ -14,16 +14,17 @@ from tests.conftest import REPO, TINY_RECIPE
 RECIPE_FILES = sorted(p for p in (REPO / "recipes").rglob("*.yaml") if "_base" not in p.parts)
 
 
-@pytest.mark.parametrize("path", RECIPE_FILES + [TINY_RECIPE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", RECIPE_FILES + [TINY_RECIPE, REPO / "tests" / "recipes" / "tiny_ibvs.yaml"],
+                         ids=lambda p: p.name)
 def test_every_recipe_loads(path: Path) -> None:
     recipe = load_recipe(path)
-    assert recipe.task == "gaze"
+    assert recipe.task in ("gaze", "ibvs")
     assert recipe.name
 
 
 def test_recipes_folder_has_the_issue_recipes() -> None:
     names = {p.relative_to(REPO / "recipes").as_posix() for p in RECIPE_FILES}
-    assert {"quickstart.yaml", "gaze/dft_gaze.yaml"} <= names
+    assert {"quickstart.yaml", "gaze/dft_gaze.yaml", "ibvs/nser.yaml"} <= names
 
 
 def test_base_values_are_inherited_and_overridden() -> None:

@@ -1,0 +1,1 @@
+"""The `ibvs` task: a CNN student learns an analytic visual-servoing controller (NSER-IBVS)."""

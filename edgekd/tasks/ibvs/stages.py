@@ -1,0 +1,150 @@
+"""The ibvs training stages: data → teacher (perception) → collect (the teacher flies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_checkpoint
+from edgekd.distill.loop import fit
+from edgekd.models import count_parameters
+from edgekd.models.ibvs import TeacherPerception, build_perception
+from edgekd.pipeline import StageContext
+from edgekd.tasks.ibvs import common, sim
+from edgekd.tasks.ibvs.controllers import TeacherController, single_frame_inference, torch_runner
+from edgekd.tasks.ibvs.episodes import EpisodeLog, write_episode, write_index
+from edgekd.tasks.ibvs.flight import fly
+from edgekd.tasks.ibvs.perception import CropDataset, PerceptionObjective, corner_errors, evaluation_frames, make_crops
+
+TRAIN_CROPS = "perception_train.npz"
+EVAL_FRAMES = "perception_eval.npz"
+PERCEPTION = "perception.pt"
+
+
+def run_data(ctx: StageContext) -> dict[str, Any]:
+    """Perception training crops with their masks, and held-out whole frames with their exact corners."""
+    cfg = ctx.recipe.perception
+    with Progress(console=ctx.console, transient=True) as bar:
+        job = bar.add_task("rendering perception crops", total=cfg.train_crops)
+        images, labels = make_crops(ctx.recipe, cfg.train_crops, "perception-train", lambda n: bar.advance(job, n))
+    frames, corners = evaluation_frames(ctx.recipe, cfg.eval_frames)
+    _save_npz(ctx.stage_dir / TRAIN_CROPS, images=images, labels=labels)
+    _save_npz(ctx.stage_dir / EVAL_FRAMES, frames=frames, corners=corners)
+    return {"crops": int(len(images)), "crop_size": int(images.shape[1]), "eval_frames": int(len(frames))}
+
+
+def _save_npz(path, **arrays) -> None:
+    from edgekd.artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+
+def build_teacher(recipe) -> TeacherPerception:
+    cfg = recipe.perception
+    return build_perception(tuple(cfg.seg_widths), tuple(cfg.splitter_widths))
+
+
+def load_teacher(ctx: StageContext) -> TeacherPerception:
+    model = build_teacher(ctx.recipe)
+    model.load_state_dict(load_checkpoint(ctx.stage_path("teacher") / PERCEPTION))
+    return model.eval()
+
+
+def run_teacher(ctx: StageContext) -> dict[str, Any]:
+    """Train (or load) the segmentation net + mask splitter; score the whole teacher on held-out frames."""
+    cfg = ctx.recipe.perception
+    model = build_teacher(ctx.recipe)
+    history: list = []
+    if cfg.checkpoint:
+        model.load_state_dict(load_checkpoint(cfg.checkpoint))
+    else:
+        with np.load(ctx.stage_path("data") / TRAIN_CROPS) as data:
+            crops = CropDataset(data["images"], data["labels"])
+        result = fit(PerceptionObjective(model), crops, cfg.train, seed=ctx.recipe.seed,
+                     checkpoint_dir=ctx.stage_dir / "checkpoints", desc="teacher perception")
+        history = result.history
+    atomic_torch_save(model.state_dict(), ctx.stage_dir / PERCEPTION)
+    metrics = {**evaluate_perception(ctx, model.eval()), "parameters": count_parameters(model), "history": history}
+    atomic_write_json(ctx.stage_dir / "metrics.json", metrics)
+    ctx.console.print(f"teacher perception: vehicle found in {metrics['found_rate']:.1%} of held-out frames, "
+                      f"corner error {metrics['corner_error_mean_px']:.1f} px (4 corners, sensor pixels)")
+    return {key: metrics[key] for key in ("found_rate", "corner_error_mean_px")}
+
+
+def evaluate_perception(ctx: StageContext, model) -> dict[str, float]:
+    with np.load(ctx.stage_path("data") / EVAL_FRAMES) as data:
+        frames, corners = data["frames"], data["corners"]
+    teacher = TeacherController(torch_runner(model), sim_goal(ctx.recipe), common.camera(ctx.recipe),
+                                common.gains(ctx.recipe))
+    with single_frame_inference():
+        return corner_errors([teacher.corners(frame) for frame in frames], corners)
+
+
+def sim_goal(recipe) -> np.ndarray:
+    """The goal corners s*: the vehicle centred with its front up; the same for every world."""
+    camera = common.camera(recipe)
+    world = common.new_world(recipe.model_copy(update={"sim": recipe.sim.model_copy(update={"distractors": 0})}),
+                             np.random.default_rng(0))
+    return sim.corners_px(world, sim.goal_state(world), camera)
+
+
+def fly_episodes(ctx: StageContext, folder, count: int, purpose: str, make_controller, label=None,
+                 desc: str = "flying") -> list[dict[str, Any]]:
+    """Fly `count` episodes from random starts and log them to `folder` (index.json last)."""
+    recipe = ctx.recipe
+    camera, dynamics, goal = common.camera(recipe), common.dynamics(recipe), sim_goal(recipe)
+    entries = []
+    with Progress(console=ctx.console, transient=True) as bar:
+        job = bar.add_task(desc, total=count)
+        for index in range(count):
+            rng = common.rng_for(recipe, purpose, index)
+            world = common.new_world(recipe, rng)
+            offset, yaw = common.random_start(recipe, rng)
+            log = EpisodeLog(recipe.student.input_size, goal=goal)
+            controller = make_controller(goal)
+            on_frame = log.record if label is None else (lambda **kw: log.record(**kw, label=label(kw["frame"])))
+            result = fly(world, sim.pose_for_offset(world, camera, offset, yaw), camera, dynamics, controller, rng,
+                         timeout_s=recipe.collect.max_seconds, goal_px=recipe.evaluate.goal_px,
+                         hold_s=recipe.evaluate.hold_seconds, noise=recipe.sim.noise,
+                         after_goal_s=recipe.collect.hold_seconds, on_frame=on_frame)
+            if len(log):
+                entry = write_episode(folder, index, log)
+                entries.append({**entry, "outcome": result.outcome, "start_offset_px": offset.tolist(),
+                                "start_yaw": yaw})
+            bar.advance(job)
+    write_index(folder, episode_meta(recipe), entries)
+    return entries
+
+
+def episode_meta(recipe) -> dict[str, Any]:
+    camera = common.camera(recipe)
+    return {"format": "edgekd-ibvs-episodes/1", "input_size": recipe.student.input_size,
+            "command_scale": list(recipe.law.command_scale), "dt": recipe.sim.dt,
+            "sensor_K": camera.sensor_K.tolist(), "render_size": [camera.render_width, camera.render_height],
+            "altitude": camera.altitude}
+
+
+def teacher_controller_factory(ctx: StageContext):
+    runner = torch_runner(load_teacher(ctx))
+    camera, gains = common.camera(ctx.recipe), common.gains(ctx.recipe)
+    return lambda goal: TeacherController(runner, goal, camera, gains)
+
+
+def run_collect(ctx: StageContext) -> dict[str, Any]:
+    """The teacher flies: every frame it sees (resized for the student) with the command it sent."""
+    cfg = ctx.recipe.collect
+    make = teacher_controller_factory(ctx)
+    with single_frame_inference():
+        train = fly_episodes(ctx, ctx.stage_dir / "train", cfg.episodes, "collect-train", make,
+                             desc="teacher flying (train)")
+        val = fly_episodes(ctx, ctx.stage_dir / "val", cfg.val_episodes, "collect-val", make,
+                           desc="teacher flying (val)")
+    frames = sum(e["frames"] for e in train)
+    reached = np.mean([e["outcome"] == "goal" for e in train]) if train else 0.0
+    ctx.console.print(f"collected {frames} frames in {len(train)} episodes (+{len(val)} validation); "
+                      f"teacher reached the goal in {reached:.0%}")
+    return {"frames": int(frames), "episodes": len(train), "val_episodes": len(val), "goal_rate": float(reached)}
