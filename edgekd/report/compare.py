@@ -23,6 +23,7 @@ a gate must not pass because data vanished. New models, metrics or files are lis
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from edgekd.errors import EdgekdError
 from edgekd.profile.local import ProfileResult
 from edgekd.report.budgets import Budget, Rule, Subject, check_budget, resolve
 from edgekd.report.compare_rows import ComparisonRow, latency_row, metric_row, row, size_row, status_row
-from edgekd.report.schema import DeploymentEntry, ModelEntry, Report
+from edgekd.report.schema import DeploymentEntry, MetricSpec, ModelEntry, Report
 
 __all__ = ["Comparison", "ComparisonRow", "compare_reports"]
 
@@ -134,6 +135,21 @@ def _model_metric_rows(gate: _Gate, now: ModelEntry, base: ModelEntry) -> list[C
     for name in now.metrics.keys() - base.metrics.keys():
         rows.append(row(subject, f"{spec.name} ({name})", None, now.metrics[name], "new", "-", True,
                         note="no baseline", kind="metric"))
+    return rows + _outcome_rows(subject, now, base, spec, budget)
+
+
+def _outcome_rows(subject: Subject, now: ModelEntry, base: ModelEntry, spec: MetricSpec, budget: float):
+    """Outcomes in the task metric's unit are gated by the same budget; others are compared, not gated
+    (a budget in one unit says nothing about another)."""
+    rows = []
+    for name, old in base.outcomes.items():
+        new = now.outcomes.get(name)
+        own = MetricSpec(name=name, unit=old.unit, lower_is_better=old.lower_is_better)
+        compared = metric_row(subject, name, old.value, None if new is None else new.value, own,
+                              budget if old.unit == spec.unit else math.inf)
+        if old.unit != spec.unit:
+            compared.budget, compared.note = "not gated", "a different unit than the task metric"
+        rows.append(compared)
     return rows
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Callable, Sequence
 
-from edgekd.report.render import _bytes, _count, _num, environment_line, ratio_line
+from edgekd.report.render import _bytes, _count, _num, _outcome, _outcome_specs, environment_line, outcome_label, ratio_line
 from edgekd.report.schema import DeploymentEntry, Report
 
 CSS = """
@@ -113,6 +113,9 @@ def _model_rows(report: Report, columns: list[dict[str, Any]]) -> list[tuple[str
     for variant in sorted({k for m in report.models for k in m.metrics}):
         rows.append((f"{spec.name}, {variant} ({spec.unit}, {better} is better)",
                      lambda c, v=variant: "-" if c["int8"] else _num(c["model"].metrics.get(v))))
+    for name, outcome in _outcome_specs(report).items():
+        rows.append((outcome_label(name, outcome),
+                     lambda c, n=name: "-" if c["int8"] else _num(_outcome(c["model"], n))))
     rows.append((f"{spec.name} of the exported file, parity set ({spec.unit})",
                  lambda c: _num(c["files"][0].metric) if c["files"] else "-"))
     for runtime in sorted({r for c in columns for r in _latencies(c)}):

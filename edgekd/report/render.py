@@ -123,7 +123,27 @@ def _metric_rows(report: Report) -> list[tuple[str, list[str]]]:
     names = sorted({key for m in report.models for key in m.metrics})
     spec = report.metric
     label = f"{spec.name}, {{}} ({spec.unit}, {'lower' if spec.lower_is_better else 'higher'} is better)"
-    return [(label.format(n), [_num(m.metrics.get(n)) for m in report.models]) for n in names]
+    rows = [(label.format(n), [_num(m.metrics.get(n)) for m in report.models]) for n in names]
+    return rows + [(outcome_label(name, outcome), [_num(_outcome(m, name)) for m in report.models])
+                   for name, outcome in _outcome_specs(report).items()]
+
+
+def outcome_label(name: str, outcome) -> str:
+    unit = f"{outcome.unit}, " if outcome.unit else ""
+    return f"{name} ({unit}{'lower' if outcome.lower_is_better else 'higher'} is better)"
+
+
+def _outcome_specs(report: Report) -> dict[str, object]:
+    specs: dict[str, object] = {}
+    for model in report.models:
+        for name, outcome in model.outcomes.items():
+            specs.setdefault(name, outcome)
+    return dict(sorted(specs.items()))
+
+
+def _outcome(model: ModelEntry, name: str) -> float | None:
+    outcome = model.outcomes.get(name)
+    return None if outcome is None else outcome.value
 
 
 def _latency_rows(models: list[ModelEntry]) -> list[tuple[str, list[str]]]:

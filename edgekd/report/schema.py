@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgekd.errors import EdgekdError
 from edgekd.profile.local import ProfileResult
 
-SCHEMA_VERSION = 3
-# Older reports still load: the sections added since (v2: deployments/quantization, v3: predictions) default to empty.
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+# Older reports still load: the sections added since (v2: deployments/quantization, v3: predictions, v4: model
+# outcomes) default to empty.
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class _Strict(BaseModel):
@@ -30,6 +31,15 @@ class MetricSpec(_Strict):
     lower_is_better: bool
 
 
+class Outcome(_Strict):
+    """A measured result that is not the task metric, with its own unit and direction (closed-loop success
+    rate, final error in pixels, ...)."""
+
+    value: float
+    unit: str = ""
+    lower_is_better: bool
+
+
 class ModelEntry(_Strict):
     role: str
     arch: str
@@ -39,6 +49,7 @@ class ModelEntry(_Strict):
     file_size_bytes: int
     # Variants of the task metric, e.g. {"general": 2.1, "personalized": 1.6}.
     metrics: dict[str, float] = Field(default_factory=dict)
+    outcomes: dict[str, Outcome] = Field(default_factory=dict)
     # Keyed by runtime ("onnxruntime", "openvino", ...).
     latency: dict[str, ProfileResult] = Field(default_factory=dict)
 

@@ -81,6 +81,10 @@ class Task(ABC):
         """The metric function for `role`'s outputs (a teacher may output something else than the student)."""
         return self.score
 
+    def report_outcomes(self, ctx: StageContext) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per role: results that are not the task metric, each {"value", "unit", "lower_is_better"}."""
+        return {}
+
     def report_extras(self, ctx: StageContext) -> dict[str, Any]:
         """Extra 'ratios' and 'notes' for the report (e.g. a teacher that is a whole pipeline, not one network)."""
         return {}

@@ -74,6 +74,7 @@ def _deployments(rows: list[dict[str, Any]], latency: dict[str, Any]) -> list[De
 def _model_entries(task, ctx: StageContext, latency: dict[str, Any]) -> list[dict[str, Any]]:
     models = json.loads((ctx.stage_path("export") / ONNX_DIR / "models.json").read_text())
     metrics = task.report_metrics(ctx)
+    outcomes = task.report_outcomes(ctx)
     return [
         {
             "role": role,
@@ -83,6 +84,7 @@ def _model_entries(task, ctx: StageContext, latency: dict[str, Any]) -> list[dic
             "macs": info["macs"],
             "file_size_bytes": info["export"]["size_bytes"],
             "metrics": metrics.get(role, {}),
+            "outcomes": outcomes.get(role, {}),
             # The float fp32 file per runtime: the teacher-vs-student comparison.
             "latency": {key.split("/")[1]: result for key, result in latency.items()
                         if key.startswith(f"{role}/") and key.endswith("/fp32")},

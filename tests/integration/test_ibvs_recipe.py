@@ -53,9 +53,13 @@ def test_report_has_closed_loop_metrics_and_the_pipeline_ratio(run_dir: Path) ->
     assert report.task == "ibvs" and report.metric.name == "command_mae"
     models = {entry.role: entry for entry in report.models}
     assert set(models) == {"teacher", "student"}
-    for key in ("paper_success_rate", "paper_error_mean_px", "paper_iou", "all_success_rate"):
-        assert key in models["teacher"].metrics and key in models["student"].metrics
-    assert "onnxruntime_int8_paper_success_rate" in models["student"].metrics
+    for role in ("teacher", "student"):
+        assert set(models[role].metrics) == {"held_out"}
+        for key in ("paper 8 starts: success rate", "paper 8 starts: error mean px", "all starts: iou"):
+            assert key in models[role].outcomes
+    outcome = models["student"].outcomes["paper 8 starts: success rate [onnxruntime int8]"]
+    assert not outcome.lower_is_better and 0 <= outcome.value <= 1
+    assert models["student"].outcomes["paper 8 starts: error mean px"].unit == "px"
     assert report.ratios["pipeline_latency_p50_onnxruntime_fp32"] > 0
     assert any("frame in → command out" in note for note in report.notes)
     teacher_rows = [d for d in report.deployments if d.role == "teacher"]

@@ -133,16 +133,23 @@ class IbvsTask(Task):
         return F.mse_loss(outputs, targets)
 
     def report_metrics(self, ctx: StageContext) -> dict[str, dict[str, float]]:
+        """command_mae of the float models on the held-out parity set (the export stage measured it)."""
+        models = json.loads((ctx.stage_path("export") / "onnx" / "models.json").read_text())
+        return {role: {"held_out": info["parity"]["metric_torch"]} for role, info in models.items()}
+
+    def report_outcomes(self, ctx: StageContext) -> dict[str, dict[str, dict[str, Any]]]:
+        """Closed-loop flights: PyTorch models from the evaluate stage, exported students from the flight stage."""
         flights = json.loads((ctx.stage_path("evaluate") / "flights.json").read_text())
         deployed = json.loads((ctx.stage_path("flight") / "flights.json").read_text())
-        metrics = {role: _flat(flights[role]) for role in ("teacher", "student")}
+        outcomes = {role: _outcomes(flights[role]) for role in ("teacher", "student")}
         for key, result in deployed.items():
-            runtime = key.split("/", 1)[1].replace("/", "_")
-            metrics["student"].update({f"{runtime}_{k}": v for k, v in _flat(result).items()
-                                       if k.startswith("paper_")})
+            runtime = key.split("/", 1)[1].replace("/", " ")
+            outcomes["student"].update({f"{name} [{runtime}]": value for name, value in _outcomes(result).items()
+                                        if name.startswith("paper")})
         if "student_bc" in flights:
-            metrics["student"].update({f"bc_{k}": v for k, v in _flat(flights["student_bc"]).items()})
-        return metrics
+            outcomes["student"].update({f"{name} [behaviour cloning only]": value
+                                        for name, value in _outcomes(flights["student_bc"]).items()})
+        return outcomes
 
     def report_extras(self, ctx: StageContext) -> dict[str, Any]:
         latency = json.loads((ctx.stage_path("flight") / "pipeline_latency.json").read_text())
@@ -160,9 +167,15 @@ def _goal(ctx: StageContext) -> np.ndarray:
     return sim_goal(ctx.recipe)
 
 
-def _flat(result: dict[str, Any]) -> dict[str, float]:
+OUTCOME_UNITS = {"success_rate": ("", False), "error_mean_px": ("px", True), "error_median_px": ("px", True),
+                 "iou": ("", False), "seconds": ("s", True)}
+
+
+def _outcomes(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Flight summaries as report outcomes: '<starts> <quantity>' with unit and direction."""
     out = {}
-    for group in ("paper_starts", "all_starts"):
-        prefix = "paper_" if group == "paper_starts" else "all_"
-        out.update({prefix + k: float(v) for k, v in result[group].items()})
+    for group, label in (("paper_starts", "paper 8 starts"), ("all_starts", "all starts")):
+        for key, (unit, lower) in OUTCOME_UNITS.items():
+            out[f"{label}: {key.replace('_', ' ')}"] = {"value": float(result[group][key]), "unit": unit,
+                                                        "lower_is_better": lower}
     return out
