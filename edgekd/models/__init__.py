@@ -31,6 +31,10 @@ from edgekd.models.convnextv2 import (  # noqa: E402
 )
 from edgekd.models.decoders import FeatureDecoder, PixelDecoder  # noqa: E402
 from edgekd.models.ibvs import DroneCommandRegressor  # noqa: E402
+from edgekd.models.picodet import build_picodet, picodet_lcnet_x1_0, picodet_lcnet_x2_5  # noqa: E402
+
+MODELS.register("picodet_lcnet_x1_0")(picodet_lcnet_x1_0)
+MODELS.register("picodet_lcnet_x2_5")(picodet_lcnet_x2_5)
 
 __all__ = [
     "MODELS",
@@ -40,6 +44,7 @@ __all__ = [
     "FeatureDecoder",
     "PixelDecoder",
     "adapter_paths",
+    "build_picodet",
     "build_convnextv2_adapter",
     "convnextv2_atto_gaze",
     "copy_stage1_",
@@ -50,6 +55,8 @@ __all__ = [
     "eval_frozen_batchnorm_",
     "feature_channels",
     "insert_adapters_",
+    "picodet_lcnet_x1_0",
+    "picodet_lcnet_x2_5",
     "set_trainable_",
     "stage_paths",
 ]

@@ -1,0 +1,1 @@
+"""Document layout detection: synthetic pages, COCO-format data, detector, FGD distillation, COCO AP."""
