@@ -47,3 +47,4 @@ def masked_mse(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optiona
         raise ValueError(f"masked_mse: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}")
     per_position = (student - teacher).pow(2).mean(dim=1)
     return _weighted_mean(per_position, weight_map)
+from edgekd.distill import takd as _takd  # noqa: E402,F401  (registers imd, cmrd, bev_kd, qfl, logit_kd, depth_focal)
