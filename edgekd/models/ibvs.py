@@ -2,7 +2,10 @@
 
 `DroneCommandRegressor` is the paper's student: six convolutions (16→512 channels; 5×5 then 3×3, two
 max-pools, the last two unpadded), global average pool, 512→256→3 with tanh — 1,715,843 parameters at
-width 1.0. `width` scales every channel count for a CPU-sized variant.
+width 1.0. `width` scales every channel count for a CPU-sized variant. `coords` appends two channels holding
+each pixel's x and y in [−1, 1] (CoordConv): after the global average pool the paper's network knows *where*
+something is only through zero-padding at the borders, which is enough for a target that fills much of the
+frame but not for a small one; measured in docs/decisions.md.
 
 The teacher's perception follows the paper's split: a segmentation network finds the vehicle, and a U-Net
 "mask splitter" reads RGB + that mask (4 channels) and separates the front half from the back half. Both
@@ -25,11 +28,12 @@ def _conv(cin: int, cout: int, kernel: int, padding: int) -> nn.Sequential:
 class DroneCommandRegressor(nn.Module):
     """Image (N, 3, H, W), ImageNet-normalised → normalised piloting commands (N, 3) in [−1, 1]."""
 
-    def __init__(self, width: float = 1.0, in_chans: int = 3, num_outputs: int = 3) -> None:
+    def __init__(self, width: float = 1.0, in_chans: int = 3, num_outputs: int = 3, coords: bool = False) -> None:
         super().__init__()
         c = [max(4, int(round(n * width))) for n in (16, 32, 64, 128, 256, 512)]
+        self.coords = coords
         self.features = nn.Sequential(
-            _conv(in_chans, c[0], 5, 1), nn.MaxPool2d(2),
+            _conv(in_chans + (2 if coords else 0), c[0], 5, 1), nn.MaxPool2d(2),
             _conv(c[0], c[1], 5, 1), nn.MaxPool2d(2),
             _conv(c[1], c[2], 3, 1), _conv(c[2], c[3], 3, 1),
             _conv(c[3], c[4], 3, 0), _conv(c[4], c[5], 3, 0),
@@ -39,7 +43,17 @@ class DroneCommandRegressor(nn.Module):
                                   nn.Linear(hidden, num_outputs), nn.Tanh())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.coords:
+            images = torch.cat([images, coordinate_channels(images)], dim=1)
         return self.head(self.features(images))
+
+
+def coordinate_channels(images: torch.Tensor) -> torch.Tensor:
+    """(N, 2, H, W): x and y of every pixel, −1 at the left/top edge, +1 at the right/bottom."""
+    n, _, height, width = images.shape
+    ys = torch.linspace(-1.0, 1.0, height, dtype=images.dtype).view(1, 1, height, 1).expand(n, 1, height, width)
+    xs = torch.linspace(-1.0, 1.0, width, dtype=images.dtype).view(1, 1, 1, width).expand(n, 1, height, width)
+    return torch.cat([xs, ys], dim=1)
 
 
 @MODELS.register("nser_student")
@@ -57,6 +71,18 @@ def nser_student_half(in_chans: int = 3, num_outputs: int = 3) -> DroneCommandRe
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
                          nn.ReLU(inplace=True))
+
+
+@MODELS.register("nser_student_coord")
+def nser_student_coord(in_chans: int = 3, num_outputs: int = 3) -> DroneCommandRegressor:
+    """The paper's student with two coordinate input channels (+800 parameters)."""
+    return DroneCommandRegressor(1.0, in_chans, num_outputs, coords=True)
+
+
+@MODELS.register("nser_student_half_coord")
+def nser_student_half_coord(in_chans: int = 3, num_outputs: int = 3) -> DroneCommandRegressor:
+    """Half width with coordinate channels: the CPU-sized student the ibvs recipe deploys."""
+    return DroneCommandRegressor(0.5, in_chans, num_outputs, coords=True)
 
 
 class _Double(nn.Sequential):

@@ -69,7 +69,7 @@ class IbvsCollect(StrictModel):
 
 
 class IbvsStudent(StrictModel):
-    arch: str = "nser_student_half"
+    arch: str = "nser_student_half_coord"
     input_size: int = Field(96, ge=32, le=512)
     train: TrainConfig = TrainConfig(epochs=10, batch_size=128, lr=1e-3, weight_decay=0.0)
     patience: int = Field(3, ge=1, description="early stopping: epochs without validation improvement")

@@ -78,6 +78,14 @@ def single_frame_inference() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
+def onnx_runner(path, threads: int) -> Runner:
+    """A runner on an ONNX Runtime session (the file's own input shape)."""
+    from edgekd.profile.sessions import open_session
+
+    session = open_session(path, "onnxruntime", threads=threads)
+    return lambda x: tuple(session.run(np.ascontiguousarray(x, dtype=np.float32)))
+
+
 def torch_runner(module) -> Runner:
     """A numpy-in, numpy-out runner around a PyTorch module in eval mode."""
     import torch

@@ -87,11 +87,12 @@ class IbvsTask(Task):
     def role_eval_arrays(self, ctx: StageContext, role: str, limit: int) -> tuple[np.ndarray, Any]:
         if role != "teacher":
             return self.eval_arrays(ctx, limit)
-        from edgekd.tasks.ibvs.stages import EVAL_FRAMES
+        from edgekd.tasks.ibvs.stages import EVAL_FRAMES, teacher_goal
 
         with np.load(ctx.stage_path("data") / EVAL_FRAMES) as data:
             frames, corners = data["frames"][:TEACHER_EVAL_LIMIT], data["corners"][:TEACHER_EVAL_LIMIT]
-        self._teacher_context = (common.camera(ctx.recipe), common.gains(ctx.recipe), _goal(ctx))
+        # The teacher steers to its own reference goal; the oracle it is scored against, to the exact one.
+        self._teacher_context = (common.camera(ctx.recipe), common.gains(ctx.recipe), teacher_goal(ctx))
         return common.normalise(frames), self._oracle(ctx, corners)
 
     def _oracle(self, ctx: StageContext, corners: np.ndarray) -> np.ndarray:
