@@ -71,7 +71,7 @@ def load_coco(json_path: str | Path, image_dir: str | Path,
     """
     json_path, image_dir = Path(json_path), Path(image_dir)
     names = tuple(class_names or PUBLAYNET_CLASSES)
-    data = _read_json(json_path)
+    data = read_coco_json(json_path)
     label_of = _category_labels(json_path, data["categories"], names)
     images = _image_table(json_path, image_dir, data["images"])
     boxes: dict[int, list[list[float]]] = {image_id: [] for image_id in images}
@@ -89,7 +89,8 @@ def load_coco(json_path: str | Path, image_dir: str | Path,
     return CocoIndex(records, names, category_ids, json_path)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_coco_json(path: Path) -> dict[str, Any]:
+    """A COCO detection file as a dict; a missing file, bad JSON or missing lists is an EdgekdError."""
     if not path.is_file():
         raise EdgekdError(f"{path}: COCO annotation file not found")
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -55,19 +54,14 @@ def evaluate_coco(ground_truth: str | Path | dict, detections: list[dict]) -> di
 
 
 def _load_ground_truth(ground_truth: str | Path | dict) -> dict:
-    if isinstance(ground_truth, dict):
+    from edgekd.tasks.layout.coco import read_coco_json
+
+    if not isinstance(ground_truth, dict):
+        data = read_coco_json(Path(ground_truth))
+    elif all(key in ground_truth for key in ("images", "annotations", "categories")):
         data = copy.deepcopy(ground_truth)
     else:
-        path = Path(ground_truth)
-        if not path.is_file():
-            raise EdgekdError(f"{path}: COCO ground-truth file not found")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise EdgekdError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(data, dict) or any(key not in data for key in ("images", "annotations", "categories")):
-        raise EdgekdError(f"{ground_truth if not isinstance(ground_truth, dict) else 'ground truth'}: "
-                          "not a COCO detection file (needs images, annotations and categories)")
+        raise EdgekdError("ground truth: not a COCO detection file (needs images, annotations and categories)")
     for number, annotation in enumerate(data["annotations"]):
         # COCOeval reads these three keys; COCO files written by other tools sometimes leave them out.
         annotation.setdefault("id", number + 1)
