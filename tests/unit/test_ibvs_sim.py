@@ -127,3 +127,19 @@ def test_camera_scales_between_sensor_and_render():
     camera = Camera(render_width=320, render_height=180)
     assert camera.render_scale == 0.25
     np.testing.assert_allclose(camera.to_sensor(camera.to_render(np.array([[640.0, 360.0]]))), [[640, 360]])
+
+
+def test_finished_episodes_are_reused_after_a_crash(tmp_path, recipe):
+    from edgekd.tasks.ibvs.stages import _finished_episode
+
+    log = EpisodeLog(input_size=16, goal=np.zeros((4, 2)))
+    world, rng = _world(recipe)
+    state = sim.goal_state(world)
+    frame, _ = sim.render(world, state, common.camera(recipe), rng)
+    log.record(frame=frame, state=state, truth=np.zeros((4, 2)), commands=np.zeros(3))
+    entry = write_episode(tmp_path, 3, log)
+    assert _finished_episode(tmp_path, 3) is None  # frames written, entry not yet: fly it again
+    (tmp_path / "ep_00003.json").write_text(__import__("json").dumps(entry))
+    assert _finished_episode(tmp_path, 3) == entry
+    (tmp_path / entry["file"]).write_bytes(b"torn")  # damaged frames: fly it again
+    assert _finished_episode(tmp_path, 3) is None

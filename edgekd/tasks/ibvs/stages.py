@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -148,13 +149,22 @@ def sim_goal(recipe) -> np.ndarray:
 
 def fly_episodes(ctx: StageContext, folder, count: int, purpose: str, make_controller, label=None,
                  desc: str = "flying") -> list[dict[str, Any]]:
-    """Fly `count` episodes from random starts and log them to `folder` (index.json last)."""
+    """Fly `count` episodes from random starts and log them to `folder` (index.json last).
+
+    Each finished episode leaves a small entry file next to its frames; a stage resumed after a crash
+    reuses those episodes instead of flying them again (every episode is seeded by its index, so the
+    result is the same)."""
     recipe = ctx.recipe
     camera, dynamics, goal = common.camera(recipe), common.dynamics(recipe), sim_goal(recipe)
     entries = []
     with Progress(console=ctx.console, transient=True) as bar:
         job = bar.add_task(desc, total=count)
         for index in range(count):
+            done = _finished_episode(folder, index)
+            if done is not None:
+                entries += [done] if done.get("file") else []
+                bar.advance(job)
+                continue
             rng = common.rng_for(recipe, purpose, index)
             world = common.new_world(recipe, rng)
             offset, yaw = common.random_start(recipe, rng)
@@ -165,13 +175,31 @@ def fly_episodes(ctx: StageContext, folder, count: int, purpose: str, make_contr
                          timeout_s=recipe.collect.max_seconds, goal_px=recipe.evaluate.goal_px,
                          hold_s=recipe.evaluate.hold_seconds, noise=recipe.sim.noise,
                          after_goal_s=recipe.collect.hold_seconds, on_frame=on_frame)
+            entry = {}
             if len(log):
-                entry = write_episode(folder, index, log)
-                entries.append({**entry, "outcome": result.outcome, "start_offset_px": offset.tolist(),
-                                "start_yaw": yaw})
+                entry = {**write_episode(folder, index, log), "outcome": result.outcome,
+                         "start_offset_px": offset.tolist(), "start_yaw": yaw}
+                entries.append(entry)
+            atomic_write_json(Path(folder) / f"ep_{index:05d}.json", entry)
             bar.advance(job)
     write_index(folder, episode_meta(recipe), entries)
     return entries
+
+
+def _finished_episode(folder, index: int) -> dict[str, Any] | None:
+    """The entry of an episode a previous attempt finished (its frames intact), else None."""
+    import json
+
+    from edgekd.artifacts import sha256_file
+
+    marker = Path(folder) / f"ep_{index:05d}.json"
+    if not marker.is_file():
+        return None
+    entry = json.loads(marker.read_text())
+    if entry and not ((Path(folder) / entry["file"]).is_file()
+                      and sha256_file(Path(folder) / entry["file"]) == entry["sha256"]):
+        return None
+    return entry
 
 
 def episode_meta(recipe) -> dict[str, Any]:
