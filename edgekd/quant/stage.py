@@ -71,7 +71,11 @@ def evaluate_torch(model: Any, task, inputs: np.ndarray, targets: Any, batch_siz
     outputs = []
     with torch.no_grad():
         for start in range(0, len(inputs), batch_size):
-            outputs.append(model(torch.from_numpy(inputs[start:start + batch_size])).float().numpy())
+            out = model(torch.from_numpy(inputs[start:start + batch_size]))
+            several = isinstance(out, (tuple, list))
+            outputs.append(tuple(t.float().numpy() for t in out) if several else out.float().numpy())
+    if isinstance(outputs[0], tuple):  # several outputs (a detector's boxes, scores): a tuple, as parity passes them
+        return float(task.score(tuple(np.concatenate(parts) for parts in zip(*outputs)), targets))
     return float(task.score(np.concatenate(outputs), targets))
 
 

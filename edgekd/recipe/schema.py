@@ -8,11 +8,13 @@ from pydantic import Field, TypeAdapter
 
 from edgekd.tasks.gaze.config import GazeRecipe
 from edgekd.tasks.ibvs.config import IbvsRecipe
+from edgekd.tasks.layout.config import LayoutRecipe
+from edgekd.tasks.mono3d.config import Mono3dRecipe
 
 # One entry per task; the `task` key selects the model, so errors name the task's own fields.
-Recipe = Annotated[Union[GazeRecipe, IbvsRecipe], Field(discriminator="task")]
+Recipe = Annotated[Union[GazeRecipe, IbvsRecipe, LayoutRecipe, Mono3dRecipe], Field(discriminator="task")]
 RECIPE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Recipe)
-RECIPE_MODELS = {"gaze": GazeRecipe, "ibvs": IbvsRecipe}
+RECIPE_MODELS = {"gaze": GazeRecipe, "ibvs": IbvsRecipe, "layout": LayoutRecipe, "mono3d": Mono3dRecipe}
 TASK_NAMES = tuple(RECIPE_MODELS)
 
 

@@ -10,7 +10,17 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Callable, Sequence
 
-from edgekd.report.render import _bytes, _count, _num, _outcome, _outcome_specs, environment_line, outcome_label, ratio_line
+from edgekd.report.render import (
+    _bytes,
+    _count,
+    _num,
+    _outcome,
+    _outcome_specs,
+    environment_line,
+    outcome_label,
+    paren,
+    ratio_line,
+)
 from edgekd.report.schema import DeploymentEntry, Report
 
 CSS = """
@@ -111,12 +121,12 @@ def _model_rows(report: Report, columns: list[dict[str, Any]]) -> list[tuple[str
          else _bytes(c["model"].file_size_bytes)),
     ]
     for variant in sorted({k for m in report.models for k in m.metrics}):
-        rows.append((f"{spec.name}, {variant} ({spec.unit}, {better} is better)",
+        rows.append((f"{spec.name}, {variant}" + paren(spec.unit, f"{better} is better"),
                      lambda c, v=variant: "-" if c["int8"] else _num(c["model"].metrics.get(v))))
     for name, outcome in _outcome_specs(report).items():
         rows.append((outcome_label(name, outcome),
                      lambda c, n=name: "-" if c["int8"] else _num(_outcome(c["model"], n))))
-    rows.append((f"{spec.name} of the exported file, parity set ({spec.unit})",
+    rows.append((f"{spec.name} of the exported file, parity set" + paren(spec.unit),
                  lambda c: _num(c["files"][0].metric) if c["files"] else "-"))
     for runtime in sorted({r for c in columns for r in _latencies(c)}):
         rows.append((f"latency p50, {runtime} (ms)", lambda c, r=runtime: _latency_cell(_latencies(c).get(r))))
@@ -139,7 +149,7 @@ def deployments_section(report: Report) -> str:
     if not report.deployments:
         return ""
     spec = report.metric
-    header = ["model", "variant", "backend", "runtime", "precision", "status", f"{spec.name} ({spec.unit})",
+    header = ["model", "variant", "backend", "runtime", "precision", "status", f"{spec.name}{paren(spec.unit)}",
               "Δ vs float PyTorch", "size", "p50 (ms)", "p90 (ms)", "vs fp32", "latency source"]
     rows = [_deployment_row(e) for e in report.deployments]
     classes = ["" if e.status in ("passed", "bundle", "built", "skipped") else "bad" for e in report.deployments]
@@ -231,7 +241,7 @@ def quantization_section(report: Report) -> str:
     q, spec = report.quantization, report.metric
     if not q.get("enabled"):
         return ""
-    summary = table(["", f"{spec.name} ({spec.unit})"],
+    summary = table(["", f"{spec.name}{paren(spec.unit)}"],
                     [[name, _num(q.get(key))] for name, key in (("float", "float"), ("PTQ int8", "ptq"),
                                                                   ("QAT int8", "qat"))])
     parts = [_paragraph(f"PyTorch fake-quant on {q.get('eval_samples', '?')} held-out samples; "
@@ -241,7 +251,7 @@ def quantization_section(report: Report) -> str:
     top = q.get("sensitivity_top") or []
     if top:
         parts.append(_paragraph("Most sensitive layers (metric recovered by keeping the layer in float, PTQ model):"))
-        parts.append(table(["module", f"cost ({spec.unit})"], [[t["module"], f"{t['cost']:+.4f}"] for t in top[:10]]))
+        parts.append(table(["module", f"cost{paren(spec.unit)}"], [[t["module"], f"{t['cost']:+.4f}"] for t in top[:10]]))
     return _section("Quantization", "\n".join(parts), "quantization")
 
 

@@ -142,7 +142,8 @@ def _style_pareto(ax: Any, report: Report, points: list[Point]) -> None:
     if max(latencies) / min(latencies) > WIDE_SPREAD:
         _log_x(ax)
     ax.set_xlabel("latency, batch 1 (ms): p50 where measured, model estimate where predicted")
-    ax.set_ylabel(f"{spec.name} ({spec.unit}), {'lower' if spec.lower_is_better else 'higher'} is better")
+    unit = f" ({spec.unit})" if spec.unit else ""
+    ax.set_ylabel(f"{spec.name}{unit}, {'lower' if spec.lower_is_better else 'higher'} is better")
     corner = "lower left" if spec.lower_is_better else "upper left"
     ax.set_title(f"Accuracy vs latency: better is toward the {corner}; lines are each device's Pareto front")
     ax.grid(True, which="both", alpha=0.25)

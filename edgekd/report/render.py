@@ -122,10 +122,16 @@ def _models_table(report: Report) -> str:
 def _metric_rows(report: Report) -> list[tuple[str, list[str]]]:
     names = sorted({key for m in report.models for key in m.metrics})
     spec = report.metric
-    label = f"{spec.name}, {{}} ({spec.unit}, {'lower' if spec.lower_is_better else 'higher'} is better)"
+    label = f"{spec.name}, {{}}" + paren(spec.unit, f"{'lower' if spec.lower_is_better else 'higher'} is better")
     rows = [(label.format(n), [_num(m.metrics.get(n)) for m in report.models]) for n in names]
     return rows + [(outcome_label(name, outcome), [_num(_outcome(m, name)) for m in report.models])
                    for name, outcome in _outcome_specs(report).items()]
+
+
+def paren(*parts: str) -> str:
+    """' (a, b)' from the non-empty parts, '' when all are empty: a unitless metric gets no '()'."""
+    joined = ", ".join(part for part in parts if part)
+    return f" ({joined})" if joined else ""
 
 
 def outcome_label(name: str, outcome) -> str:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from edgekd.tasks.base import Task
 
-_TASK_MODULES = {"gaze": "edgekd.tasks.gaze.task", "ibvs": "edgekd.tasks.ibvs.task"}
+_TASK_MODULES = {"gaze": "edgekd.tasks.gaze.task", "ibvs": "edgekd.tasks.ibvs.task", "layout": "edgekd.tasks.layout.task",
+                 "mono3d": "edgekd.tasks.mono3d.task"}
 
 
 def get_task(name: str) -> "Task":

@@ -47,7 +47,7 @@ def distribution_to_distance(logits: torch.Tensor, reg_max: int) -> torch.Tensor
 def distance_to_box(centers: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
     """(…, 2) centres and (…, 4) distances (left, top, right, bottom) → (…, 4) boxes x1, y1, x2, y2."""
     left_top = centers - distances[..., :2]
-    right_bottom = centers + distances[..., 2:]
+    right_bottom = centers + distances[..., 2:4]  # a closed end exports without INT64_MAX (TensorRT)
     return torch.cat([left_top, right_bottom], dim=-1)
 
 

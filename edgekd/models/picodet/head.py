@@ -60,5 +60,6 @@ class PicoHead(nn.Module):
         for tower, predictor, scale, feature in zip(self.towers, self.predictors, self.scales, features):
             out = predictor(tower(feature))
             class_logits.append(out[:, : self.num_classes])
-            box_logits.append(scale(out[:, self.num_classes:]))
+            # Closed slice ends: an open end exports as INT64_MAX, which TensorRT's parser clamps (its lint fails).
+            box_logits.append(scale(out[:, self.num_classes:self.num_classes + 4 * (self.reg_max + 1)]))
         return class_logits, box_logits
