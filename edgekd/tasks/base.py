@@ -90,4 +90,9 @@ class Task(ABC):
         return {}
 
 
+def recipe_sections(*names: str) -> Callable[[Any], dict[str, Any]]:
+    """A stage's config key: the recipe seed and the named sections, so a change to any of them re-runs it."""
+    return lambda recipe: {"seed": recipe.seed, **{n: getattr(recipe, n).model_dump(mode="json") for n in names}}
+
+
 TASKS: Registry[type[Task]] = Registry("task")

@@ -9,13 +9,13 @@ alternating rounds, so the ratio comes from the same minutes of the same machine
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
 from edgekd.artifacts import atomic_write_json
 from edgekd.pipeline import StageContext
+from edgekd.profile.pipelines import time_pipelines
 from edgekd.profile.stats import LatencyStats
 from edgekd.tasks.export_stage import load_artifacts
 from edgekd.tasks.ibvs import common
@@ -78,7 +78,8 @@ def pipeline_latency(ctx: StageContext) -> dict[str, Any]:
     pipelines = {"teacher/onnxruntime/fp32": TeacherController(teacher_runner(ctx), goal, camera, common.gains(recipe))}
     for key, runner in student_runners(ctx).items():
         pipelines[f"student/{key}"] = StudentController(runner, recipe.student.input_size, recipe.law.command_scale)
-    samples = _timed_rounds(pipelines, frames, runs=max(cfg.runs // 4, 1), rounds=cfg.rounds, warmup=cfg.warmup)
+    acts = {key: controller.act for key, controller in pipelines.items()}
+    samples = time_pipelines(acts, frames, runs=max(cfg.runs // 4, 1), rounds=cfg.rounds, warmup=cfg.warmup)
     stats = {key: LatencyStats.from_samples(values) for key, values in samples.items()}
     p50 = {key: s.p50_ms for key, s in stats.items()}
     teacher = p50.pop("teacher/onnxruntime/fp32")
@@ -86,21 +87,3 @@ def pipeline_latency(ctx: StageContext) -> dict[str, Any]:
             "stats": {key: s.model_dump(mode="json") for key, s in stats.items()},
             "teacher_over_student_p50": {key: teacher / value for key, value in p50.items() if value > 0},
             "frames": int(len(frames)), "threads": cfg.threads}
-
-
-def _timed_rounds(pipelines: dict[str, Any], frames: np.ndarray, *, runs: int, rounds: int, warmup: int):
-    """Frame-in, command-out milliseconds; the pipelines alternate (forward, then reversed order) each round."""
-    for controller in pipelines.values():
-        for index in range(warmup):
-            controller.act(frames[index % len(frames)])
-    samples: dict[str, list[float]] = {key: [] for key in pipelines}
-    per_round = max(runs // max(rounds, 1), 1)
-    for round_index in range(max(rounds, 1)):
-        order = list(pipelines) if round_index % 2 == 0 else list(pipelines)[::-1]
-        for key in order:
-            for index in range(per_round):
-                frame = frames[(round_index * per_round + index) % len(frames)]
-                start = time.perf_counter_ns()
-                pipelines[key].act(frame)
-                samples[key].append((time.perf_counter_ns() - start) / 1e6)
-    return samples

@@ -14,17 +14,13 @@ from typing import Any
 import numpy as np
 
 from edgekd.pipeline import Stage, StageContext
-from edgekd.tasks.base import TASKS, DeployModel, MetricSpec, Task
+from edgekd.tasks.base import TASKS, DeployModel, MetricSpec, Task, recipe_sections
 from edgekd.tasks.deploy_stages import deploy_stages
 from edgekd.tasks.ibvs import common
 from edgekd.tasks.ibvs.corners import corners_from_logits
 from edgekd.tasks.ibvs.law import denormalise_commands, to_commands, velocities
 
 TEACHER_EVAL_LIMIT = 256  # whole camera frames are large; parity on this many is plenty
-
-
-def _section(*names):
-    return lambda r: {"seed": r.seed, **{n: getattr(r, n).model_dump(mode="json") for n in names}}
 
 
 @TASKS.register("ibvs")
@@ -37,20 +33,20 @@ class IbvsTask(Task):
         from edgekd.tasks.ibvs.stages import run_collect, run_data, run_teacher
         from edgekd.tasks.ibvs.student_stages import run_dagger, run_distill, run_evaluate
 
-        flight = Stage("flight", run_flight, _section("evaluate", "profile"), ("data", "collect", "export"),
+        flight = Stage("flight", run_flight, recipe_sections("evaluate", "profile"), ("data", "collect", "export"),
                        help="exported students fly the closed loop; whole teacher pipeline vs student latency")
         return [
-            Stage("data", run_data, _section("sim", "starts", "perception"),
+            Stage("data", run_data, recipe_sections("sim", "starts", "perception"),
                   help="simulator crops + masks for the teacher's perception, held-out frames"),
-            Stage("teacher", run_teacher, _section("sim", "perception"), ("data",),
+            Stage("teacher", run_teacher, recipe_sections("sim", "perception"), ("data",),
                   help="segmentation net + mask splitter on the simulator's masks"),
-            Stage("collect", run_collect, _section("sim", "law", "starts", "collect", "evaluate", "student"),
+            Stage("collect", run_collect, recipe_sections("sim", "law", "starts", "collect", "evaluate", "student"),
                   ("teacher",), help="the teacher flies episodes; frames + commands logged"),
-            Stage("distill", run_distill, _section("student"), ("collect",),
+            Stage("distill", run_distill, recipe_sections("student"), ("collect",),
                   help="student CNN regresses the teacher's commands (MSE, early stopping)"),
-            Stage("dagger", run_dagger, _section("dagger", "student"), ("teacher", "collect", "distill"),
+            Stage("dagger", run_dagger, recipe_sections("dagger", "student"), ("teacher", "collect", "distill"),
                   help="the student flies, the teacher labels, the student retrains"),
-            Stage("evaluate", run_evaluate, _section("evaluate", "starts"), ("teacher", "distill", "dagger"),
+            Stage("evaluate", run_evaluate, recipe_sections("evaluate", "starts"), ("teacher", "distill", "dagger"),
                   help="closed-loop flights: oracle, teacher, student(s) from the same starts"),
             *deploy_stages(self, ("data", "teacher", "collect", "dagger"), ("evaluate",), (flight,)),
         ]
@@ -156,9 +152,10 @@ class IbvsTask(Task):
         latency = json.loads((ctx.stage_path("flight") / "pipeline_latency.json").read_text())
         ratios = {f"pipeline_latency_p50_{k.split('/', 1)[1].replace('/', '_')}": v
                   for k, v in latency["teacher_over_student_p50"].items()}
+        teacher = latency["p50_ms"]["teacher/onnxruntime/fp32"]
+        students = "; ".join(f"{k} p50 {v:.2f} ms" for k, v in latency["p50_ms"].items() if k.startswith("student/"))
         notes = [f"Whole pipelines, frame in → command out, timed side by side on {latency['frames']} held-out "
-                 f"frames: teacher (perception + corners + law) p50 {latency['p50_ms']['teacher/onnxruntime/fp32']:.2f} ms; "
-                 + "; ".join(f"{k} p50 {v:.2f} ms" for k, v in latency["p50_ms"].items() if k.startswith("student/"))]
+                 f"frames: teacher (perception + corners + law) p50 {teacher:.2f} ms; {students}"]
         return {"ratios": ratios, "notes": notes}
 
 

@@ -8,7 +8,6 @@ CPU (`postprocess.postprocess_detections`), the graph mode's NMS runs inside ONN
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 
 from edgekd.artifacts import atomic_write_json
 from edgekd.pipeline import StageContext
+from edgekd.profile.pipelines import time_pipelines
 from edgekd.profile.stats import LatencyStats
 from edgekd.tasks.export_stage import load_artifacts
 from edgekd.tasks.layout import common
@@ -34,7 +34,8 @@ def run_modes(task, ctx: StageContext) -> dict[str, Any]:
     inputs, truths = task.eval_arrays(ctx, recipe.export.eval_samples)
     pipelines = {mode: _pipeline(path, mode, recipe) for mode, path in files.items()}
     ap50 = {mode: task.score(_outputs(run, inputs), truths) for mode, run in pipelines.items()}
-    samples = _timed_rounds(pipelines, inputs, runs=max(recipe.profile.runs // 4, 1), rounds=recipe.profile.rounds,
+    per_image = {mode: (lambda image, run=run: run(image[None])) for mode, run in pipelines.items()}
+    samples = time_pipelines(per_image, inputs, runs=max(recipe.profile.runs // 4, 1), rounds=recipe.profile.rounds,
                             warmup=recipe.profile.warmup)
     stats = {mode: LatencyStats.from_samples(values) for mode, values in samples.items()}
     result = {
@@ -94,21 +95,3 @@ def _outputs(run, inputs: np.ndarray) -> tuple[np.ndarray, ...]:
     """The network outputs of every held-out image, one at a time (as deployed), concatenated per output."""
     per_image = [run(inputs[i:i + 1])[0] for i in range(len(inputs))]
     return tuple(np.concatenate([outputs[k] for outputs in per_image]) for k in range(len(per_image[0])))
-
-
-def _timed_rounds(pipelines: dict[str, Any], inputs: np.ndarray, *, runs: int, rounds: int, warmup: int):
-    """Milliseconds per image; the modes alternate (forward, then reversed order) each round."""
-    for run in pipelines.values():
-        for index in range(warmup):
-            run(inputs[index % len(inputs)][None])
-    samples: dict[str, list[float]] = {mode: [] for mode in pipelines}
-    per_round = max(runs // max(rounds, 1), 1)
-    for round_index in range(max(rounds, 1)):
-        order = list(pipelines) if round_index % 2 == 0 else list(pipelines)[::-1]
-        for mode in order:
-            for index in range(per_round):
-                image = inputs[(round_index * per_round + index) % len(inputs)][None]
-                start = time.perf_counter_ns()
-                pipelines[mode](image)
-                samples[mode].append((time.perf_counter_ns() - start) / 1e6)
-    return samples

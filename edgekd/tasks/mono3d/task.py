@@ -15,12 +15,8 @@ from typing import Any
 import numpy as np
 
 from edgekd.pipeline import Stage, StageContext
-from edgekd.tasks.base import TASKS, DeployModel, MetricSpec, Task
+from edgekd.tasks.base import TASKS, DeployModel, MetricSpec, Task, recipe_sections
 from edgekd.tasks.deploy_stages import deploy_stages
-
-
-def _section(*names):
-    return lambda r: {"seed": r.seed, **{n: getattr(r, n).model_dump(mode="json") for n in names}}
 
 
 @TASKS.register("mono3d")
@@ -47,20 +43,20 @@ class Mono3dTask(Task):
         from edgekd.tasks.mono3d.stages import run_assistant, run_data, run_distill, run_student_plain, run_teacher
 
         return [
-            Stage("data", run_data, _section("data", "model"),
+            Stage("data", run_data, recipe_sections("data", "model"),
                   help="synthetic driving scenes in the KITTI layout (or your KITTI folder), cached at network size"),
-            Stage("teacher", run_teacher, _section("data", "model", "teacher"), ("data",),
+            Stage("teacher", run_teacher, recipe_sections("data", "model", "teacher"), ("data",),
                   help="LiDAR BEV detector on ground-truth boxes"),
-            Stage("assistant", run_assistant, _section("data", "model", "assistant"), ("data",),
+            Stage("assistant", run_assistant, recipe_sections("data", "model", "assistant"), ("data",),
                   help="teaching assistant: camera features lifted with LiDAR depth, on ground-truth boxes"),
             Stage("student_plain", run_student_plain, _plain_student, ("data",),
                   help="camera student without distillation (the baseline)"),
-            Stage("distill", run_distill, _section("data", "model", "student"), ("data", "teacher", "assistant"),
+            Stage("distill", run_distill, recipe_sections("data", "model", "student"), ("data", "teacher", "assistant"),
                   help="camera student with TAKD: IMD + 0.2·CMRD + logit KD"),
-            Stage("evaluate", run_evaluate, _section("evaluate"),
+            Stage("evaluate", run_evaluate, recipe_sections("evaluate"),
                   ("data", "teacher", "assistant", "student_plain", "distill"),
                   help="KITTI result files and AP3D / APBEV (R40) of every model on the held-out scenes"),
-            Stage("ablation", run_ablation, _section("data", "model", "student", "ablation", "evaluate"),
+            Stage("ablation", run_ablation, recipe_sections("data", "model", "student", "ablation", "evaluate"),
                   ("data", "teacher", "assistant"), help="TAKD terms switched on and off (ablation.enabled)"),
             *deploy_stages(self, ("data", "teacher", "distill"), ("evaluate", "ablation")),
         ]
@@ -173,7 +169,7 @@ def _ap_pair(label: str, result: dict[str, float]) -> str:
 def _plain_student(recipe) -> dict[str, Any]:
     # What the plain student reads: not the KD switches, so an ablation of them does not retrain the baseline.
     student = recipe.student.model_dump(mode="json", include={"train", "depth_weight"})
-    return {**_section("data", "model")(recipe), "student": student}
+    return {**recipe_sections("data", "model")(recipe), "student": student}
 
 
 def _evaluation(ctx: StageContext) -> dict[str, Any]:
