@@ -69,6 +69,16 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+def atomic_savez(path: str | Path, **arrays: Any) -> Path:
+    """numpy arrays to a compressed .npz, written to a temporary name and renamed."""
+    import numpy as np
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+    return Path(path)
+
+
 def load_checkpoint(path: str | Path) -> Any:
     """Load a checkpoint written by edgekd; never unpickles arbitrary objects."""
     import torch

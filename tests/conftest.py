@@ -22,6 +22,14 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     )
 
 
+def run_tiny_recipe(tmp_path_factory, recipe: Path, timeout: float = 900) -> Path:
+    """`edgekd run RECIPE` into a fresh runs folder (must exit 0); the recipe's run folder."""
+    runs = tmp_path_factory.mktemp("runs")
+    result = run_cli("run", str(recipe), "--runs-dir", str(runs), timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return runs / recipe.stem
+
+
 @pytest.fixture
 def tiny_recipe() -> Path:
     return TINY_RECIPE

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgekd.report.schema import load_report
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_tiny_recipe
 
 pytestmark = pytest.mark.slow
 RECIPE = REPO / "tests" / "recipes" / "tiny_ibvs.yaml"
@@ -19,10 +19,7 @@ STAGES = ("data", "teacher", "collect", "distill", "dagger", "evaluate", "qat", 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    runs = tmp_path_factory.mktemp("runs")
-    result = run_cli("run", str(RECIPE), "--runs-dir", str(runs), timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return runs / "tiny_ibvs"
+    return run_tiny_recipe(tmp_path_factory, RECIPE)
 
 
 def test_every_stage_completes(run_dir: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgekd.report.schema import load_report
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, run_tiny_recipe
 
 RECIPE = REPO / "tests" / "recipes" / "tiny_mono3d.yaml"
 STAGES = ("data", "teacher", "assistant", "student_plain", "distill", "evaluate", "ablation", "qat", "export",
@@ -20,10 +20,7 @@ MODELS = ("teacher", "assistant", "student_plain", "student")
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    runs = tmp_path_factory.mktemp("runs")
-    result = run_cli("run", str(RECIPE), "--runs-dir", str(runs), timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return runs / "tiny_mono3d"
+    return run_tiny_recipe(tmp_path_factory, RECIPE)
 
 
 @pytest.mark.slow

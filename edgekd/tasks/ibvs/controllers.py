@@ -78,11 +78,12 @@ def single_frame_inference() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def onnx_runner(path, threads: int) -> Runner:
-    """A runner on an ONNX Runtime session (the file's own input shape)."""
+def session_runner(path, threads: int, runtime: str = "onnxruntime", precision: str = "fp32",
+                   shape=None) -> Runner:
+    """A runner on an exported file (ONNX Runtime or OpenVINO); `shape` fixes a dynamic input for OpenVINO."""
     from edgekd.profile.sessions import open_session
 
-    session = open_session(path, "onnxruntime", threads=threads)
+    session = open_session(path, runtime, threads=threads, precision=precision, static_shape=shape)
     return lambda x: tuple(session.run(np.ascontiguousarray(x, dtype=np.float32)))
 
 

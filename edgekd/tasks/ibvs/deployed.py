@@ -19,18 +19,11 @@ from edgekd.profile.pipelines import time_pipelines
 from edgekd.profile.stats import LatencyStats
 from edgekd.tasks.export_stage import load_artifacts
 from edgekd.tasks.ibvs import common
-from edgekd.tasks.ibvs.controllers import StudentController, TeacherController
+from edgekd.tasks.ibvs.controllers import StudentController, TeacherController, session_runner
 from edgekd.tasks.ibvs.stages import EVAL_FRAMES, sim_goal
 from edgekd.tasks.ibvs.student_stages import fly_all
 
 FLOWN = {("float", "fp32"), ("qat", "int8")}
-
-
-def session_runner(path, runtime: str, precision: str, shape, threads: int):
-    from edgekd.profile.sessions import open_session
-
-    session = open_session(path, runtime, threads=threads, precision=precision, static_shape=shape)
-    return lambda x: tuple(session.run(np.ascontiguousarray(x, dtype=np.float32)))
 
 
 def _rows(ctx: StageContext, role: str) -> list[dict[str, Any]]:
@@ -40,16 +33,16 @@ def _rows(ctx: StageContext, role: str) -> list[dict[str, Any]]:
 
 def student_runners(ctx: StageContext) -> dict[str, Any]:
     size, threads = ctx.recipe.student.input_size, ctx.recipe.profile.threads
-    return {f"{row['runtime']}/{row['precision']}": session_runner(ctx.run_dir / row["path"], row["runtime"],
-                                                                  row["precision"], (1, 3, size, size), threads)
+    return {f"{row['runtime']}/{row['precision']}": session_runner(ctx.run_dir / row["path"], threads, row["runtime"],
+                                                                  row["precision"], (1, 3, size, size))
             for row in _rows(ctx, "student")}
 
 
 def teacher_runner(ctx: StageContext):
     camera = common.camera(ctx.recipe)
     row = next(r for r in _rows(ctx, "teacher") if r["runtime"] == "onnxruntime")
-    return session_runner(ctx.run_dir / row["path"], "onnxruntime", "fp32",
-                          (1, 3, camera.render_height, camera.render_width), ctx.recipe.profile.threads)
+    return session_runner(ctx.run_dir / row["path"], ctx.recipe.profile.threads,
+                          shape=(1, 3, camera.render_height, camera.render_width))
 
 
 def run_flight(ctx: StageContext) -> dict[str, Any]:

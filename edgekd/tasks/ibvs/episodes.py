@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edgekd.artifacts import atomic_path, atomic_write_json, sha256_file
+from edgekd.artifacts import atomic_savez, atomic_write_json, sha256_file
 from edgekd.errors import EdgekdError
 from edgekd.tasks.ibvs import common
 from edgekd.tasks.ibvs.law import normalise_commands
@@ -60,9 +60,7 @@ class EpisodeLog:
 def write_episode(folder: Path, index: int, log: EpisodeLog) -> dict[str, Any]:
     path = Path(folder) / f"ep_{index:05d}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **log.arrays())
+    atomic_savez(path, **log.arrays())
     return {"file": path.name, "frames": len(log), "sha256": sha256_file(path)}
 
 

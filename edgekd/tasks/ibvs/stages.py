@@ -8,15 +8,17 @@ from typing import Any
 import numpy as np
 from rich.progress import Progress
 
-from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_checkpoint
+from edgekd.artifacts import atomic_savez, atomic_torch_save, atomic_write_json, load_checkpoint
 from edgekd.distill.loop import fit
 from edgekd.models import count_parameters
 from edgekd.models.ibvs import TeacherPerception, build_perception
 from edgekd.pipeline import StageContext
 from edgekd.tasks.ibvs import common, sim
+from edgekd.tasks.ibvs.camera import project_ground
 from edgekd.tasks.ibvs.controllers import TeacherController, single_frame_inference
 from edgekd.tasks.ibvs.episodes import EpisodeLog, write_episode, write_index
 from edgekd.tasks.ibvs.flight import fly
+from edgekd.tasks.ibvs.world import VehicleSpec, vehicle_corners
 from edgekd.tasks.ibvs.perception import CropDataset, PerceptionObjective, corner_errors, evaluation_frames, make_crops
 
 TRAIN_CROPS = "perception_train.npz"
@@ -34,17 +36,9 @@ def run_data(ctx: StageContext) -> dict[str, Any]:
         job = bar.add_task("rendering perception crops", total=cfg.train_crops)
         images, labels = make_crops(ctx.recipe, cfg.train_crops, "perception-train", lambda n: bar.advance(job, n))
     frames, corners = evaluation_frames(ctx.recipe, cfg.eval_frames)
-    _save_npz(ctx.stage_dir / TRAIN_CROPS, images=images, labels=labels)
-    _save_npz(ctx.stage_dir / EVAL_FRAMES, frames=frames, corners=corners)
+    atomic_savez(ctx.stage_dir / TRAIN_CROPS, images=images, labels=labels)
+    atomic_savez(ctx.stage_dir / EVAL_FRAMES, frames=frames, corners=corners)
     return {"crops": int(len(images)), "crop_size": int(images.shape[1]), "eval_frames": int(len(frames))}
-
-
-def _save_npz(path, **arrays) -> None:
-    from edgekd.artifacts import atomic_path
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
 
 
 def build_teacher(recipe) -> TeacherPerception:
@@ -99,9 +93,9 @@ def export_perception(ctx: StageContext, model) -> None:
 
 
 def perception_runner(ctx: StageContext):
-    from edgekd.tasks.ibvs.controllers import onnx_runner
+    from edgekd.tasks.ibvs.controllers import session_runner
 
-    return onnx_runner(ctx.stage_path("teacher") / PERCEPTION_ONNX, ctx.recipe.profile.threads)
+    return session_runner(ctx.stage_path("teacher") / PERCEPTION_ONNX, ctx.recipe.profile.threads)
 
 
 def reference_goal(ctx: StageContext) -> tuple[np.ndarray, int]:
@@ -142,9 +136,10 @@ def evaluate_perception(ctx: StageContext, model) -> dict[str, float]:
 def sim_goal(recipe) -> np.ndarray:
     """The goal corners s*: the vehicle centred with its front up; the same for every world."""
     camera = common.camera(recipe)
-    world = common.new_world(recipe.model_copy(update={"sim": recipe.sim.model_copy(update={"distractors": 0})}),
-                             np.random.default_rng(0))
-    return sim.corners_px(world, sim.goal_state(world), camera)
+    vehicle = VehicleSpec(length=recipe.sim.vehicle_length, width=recipe.sim.vehicle_width)
+    heading = np.pi / 2  # any heading: the goal pose turns with the vehicle
+    corners = vehicle_corners(np.zeros(2), heading, vehicle)
+    return project_ground(corners, np.zeros(2), heading - np.pi / 2, camera.altitude, camera.sensor_K)
 
 
 def fly_episodes(ctx: StageContext, folder, count: int, purpose: str, make_controller, label=None,

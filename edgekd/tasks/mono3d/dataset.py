@@ -50,10 +50,9 @@ class SplitArrays:
         return len(self.images)
 
     def save(self, path: Path) -> None:
-        from edgekd.artifacts import atomic_path
+        from edgekd.artifacts import atomic_savez
 
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **{f.name: getattr(self, f.name) for f in fields(self)})
+        atomic_savez(path, **{f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def load(cls, path: Path) -> "SplitArrays":
