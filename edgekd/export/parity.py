@@ -133,7 +133,8 @@ def _runtime_outputs(path: Path, runtime: str, precision: str, inputs: np.ndarra
                      threads: int) -> list[np.ndarray]:
     from edgekd.profile.sessions import open_session
 
-    session = open_session(path, runtime, threads=threads, precision=precision)
+    # f32 arithmetic: the check is of the file; a CPU that would run fp16 files in bf16 (AMX) must not fail it.
+    session = open_session(path, runtime, threads=threads, precision=precision, pin_f32=True)
     first = session.input_shape[0] if session.input_shape else None
     fixed = first if isinstance(first, int) else None
     step = fixed or batch_size

@@ -5,7 +5,9 @@ exactly the session settings the parity check used.
 
 OpenVINO's CPU plugin picks its own inference precision (bf16 on CPUs with AMX or AVX-512 BF16), which
 would silently turn an "fp32" measurement into a bf16 one; fp32 and int8 files are therefore compiled
-with INFERENCE_PRECISION_HINT=f32, and the precision the plugin actually used is recorded.
+with INFERENCE_PRECISION_HINT=f32, and the precision the plugin actually used is recorded. Parity checks
+pin f32 for fp16 files too (`pin_f32`): they check the file (its fp16 weights), and whether this host's CPU
+would then compute in bf16 or fp16 is a property of the host, not of the artifact.
 """
 
 from __future__ import annotations
@@ -94,14 +96,15 @@ class OrtSession(Session):
 class OpenVinoSession(Session):
     runtime = "openvino"
 
-    def __init__(self, path: Path, threads: int, precision: str, static_shape: Optional[Sequence[int]] = None) -> None:
+    def __init__(self, path: Path, threads: int, precision: str, static_shape: Optional[Sequence[int]] = None,
+                 pin_f32: bool = False) -> None:
         try:
             import openvino as ov
         except ImportError as exc:
             raise EdgekdError("the openvino runtime is not installed: pip install 'edgekd[openvino]'") from exc
         super().__init__(path)
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-        if precision in ("fp32", "int8"):
+        if pin_f32 or precision in ("fp32", "int8"):
             config["INFERENCE_PRECISION_HINT"] = "f32"
         try:
             core = ov.Core()
@@ -166,10 +169,11 @@ def _type_name(element_type: Any) -> str:
 
 
 def open_session(path: str | Path, runtime: str, *, threads: int = 2, precision: str = "fp32",
-                 static_shape: Optional[Sequence[int]] = None) -> Session:
+                 static_shape: Optional[Sequence[int]] = None, pin_f32: bool = False) -> Session:
     """Load `path` with `runtime` on this host's CPU; EdgekdError for a missing file or unknown runtime.
 
     `static_shape` fixes a dynamic input to the shape that will be run (OpenVINO), as profiling does.
+    `pin_f32` makes OpenVINO compute in f32 whatever the file's precision (parity checks).
     """
     path = Path(path)
     if not path.is_file():
@@ -177,7 +181,7 @@ def open_session(path: str | Path, runtime: str, *, threads: int = 2, precision:
     if runtime == "onnxruntime":
         return OrtSession(path, threads)
     if runtime == "openvino":
-        return OpenVinoSession(path, threads, precision, static_shape)
+        return OpenVinoSession(path, threads, precision, static_shape, pin_f32)
     raise EdgekdError(f"runtime '{runtime}' cannot run on this host (local runtimes: {', '.join(RUNTIMES)})")
 
 
