@@ -15,15 +15,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,openvino,remote]'
 	@touch $(STAMP)
 
+# The tests also cover the optional `yolo` extra (Ultralytics, AGPL-3.0), installed without its opencv-python
+# dependency: edgekd ships opencv-python-headless, and the two wheels install the same cv2 package.
+YOLO_STAMP := $(VENV)/.edgekd-yolo-installed
+$(YOLO_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --no-deps 'ultralytics>=8.3,<9'
+	$(PY) -m pip install --quiet 'requests>=2.23' 'polars>=0.20' 'ultralytics-thop>=2.2.3'
+	@touch $(YOLO_STAMP)
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/edgekd run $(RECIPE)
 
-test: $(STAMP)
+test: $(STAMP) $(YOLO_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(YOLO_STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from edgekd import __version__
-from edgekd.cli import check, deploy, doctor, export, predict, profile, qat, recipe, run
+from edgekd.cli import check, deploy, doctor, export, predict, profile, qat, recipe, run, yolo
 from edgekd.cli.common import STATE
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ app.command("doctor")(doctor.doctor_command)
 app.command("predict")(predict.predict_command)
 app.command("profile")(profile.profile_command)
 app.command("deploy")(deploy.deploy_command)
+app.command("yolo-compare")(yolo.yolo_compare_command)
 
 
 def main() -> None:
