@@ -22,10 +22,13 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     )
 
 
-def run_tiny_recipe(tmp_path_factory, recipe: Path, timeout: float = 900) -> Path:
-    """`edgekd run RECIPE` into a fresh runs folder (must exit 0); the recipe's run folder."""
+def run_tiny_recipe(tmp_path_factory, recipe: Path, timeout: float = 900, overrides: tuple[str, ...] = ()) -> Path:
+    """`edgekd run RECIPE` into a fresh runs folder (must exit 0); the recipe's run folder.
+
+    `overrides` are KEY.PATH=VALUE pairs for `--set`."""
     runs = tmp_path_factory.mktemp("runs")
-    result = run_cli("run", str(recipe), "--runs-dir", str(runs), timeout=timeout)
+    sets = [arg for pair in overrides for arg in ("--set", pair)]
+    result = run_cli("run", str(recipe), "--runs-dir", str(runs), *sets, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return runs / recipe.stem
 

@@ -3,6 +3,7 @@ with FGD, their COCO AP, int8, export in both post-processing modes, and a repor
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -14,12 +15,16 @@ from tests.conftest import REPO, run_tiny_recipe
 pytestmark = pytest.mark.slow
 RECIPE = REPO / "tests" / "recipes" / "tiny_layout.yaml"
 STAGES = ("data", "teacher", "student_plain", "distill", "evaluate", "qat", "export", "profile", "postprocess",
-          "report")
+          "yolo", "report")
+# The YOLO comparison needs the optional `yolo` extra (which `make test` installs); without it the run goes on
+# without the comparison and the test of it is skipped.
+HAS_ULTRALYTICS = importlib.util.find_spec("ultralytics") is not None
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    return run_tiny_recipe(tmp_path_factory, RECIPE)
+    overrides = ("compare_yolo=yolov8n",) if HAS_ULTRALYTICS else ()
+    return run_tiny_recipe(tmp_path_factory, RECIPE, overrides=overrides)
 
 
 def test_every_stage_completes(run_dir: Path) -> None:
@@ -68,3 +73,16 @@ def test_report_has_both_roles_the_plain_student_and_the_mode_comparison(run_dir
     assert any("NMS in the graph" in note for note in report.notes)
     assert any("without KD" in note for note in report.notes)
     assert {d.precision for d in report.deployments if d.role == "teacher"} == {"fp32"}
+
+
+@pytest.mark.skipif(not HAS_ULTRALYTICS, reason="the optional yolo extra (Ultralytics) is not installed")
+def test_yolo_is_timed_beside_the_exported_models(run_dir: Path) -> None:
+    yolo = json.loads((run_dir / "yolo" / "yolo_latency.json").read_text())
+    assert yolo["model"] == "yolov8n" and yolo["input"] == [1, 3, 128, 96]
+    assert set(yolo["p50_ms"]) == {"teacher", "student", "yolov8n"} and min(yolo["p50_ms"].values()) > 0
+    assert (run_dir / yolo["files"]["yolov8n"]).is_file()
+    low, high = yolo["yolo_over_student_p50_interval"]
+    assert low <= yolo["yolo_over_student_p50"] <= high
+    report = load_report(run_dir / "report.json")
+    assert report.ratios["yolov8n_over_student_p50"] == pytest.approx(yolo["yolo_over_student_p50"])
+    assert any("yolov8n (Ultralytics" in note for note in report.notes)

@@ -153,3 +153,11 @@ def test_graph_mode_is_refused_for_tensorrt_before_any_training() -> None:
         LayoutTask().preflight(recipe)
     LayoutTask().preflight(recipe.model_copy(update={"export": recipe.export.model_copy(
         update={"backends": {"onnx": ["fp32"], "openvino": ["fp32"]}})}))
+
+
+def test_yolo_comparison_requests_are_checked_before_any_training() -> None:
+    from edgekd.errors import EdgekdError
+
+    with pytest.raises(EdgekdError, match="unknown YOLO model 'yolov9x'"):
+        LayoutTask().preflight(LayoutRecipe(name="t", task="layout", compare_yolo="yolov9x"))
+    LayoutTask().preflight(LayoutRecipe(name="t", task="layout"))  # no comparison: Ultralytics is not needed

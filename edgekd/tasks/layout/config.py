@@ -118,6 +118,9 @@ class LayoutRecipe(RecipeBase):
     evaluate: LayoutEvaluate = LayoutEvaluate()
     postprocess: Literal["host", "graph"] = Field(
         "host", description="NMS outside the exported graph (host) or inside it (graph); the other is timed too")
+    compare_yolo: Optional[str] = Field(
+        None, description="an Ultralytics YOLOv8 (e.g. yolov8s) timed beside the exported models at the same input "
+                          "size (the optional `yolo` extra)")
 
     @model_validator(mode="after")
     def _levels_match(self) -> "LayoutRecipe":

@@ -20,6 +20,7 @@ from edgekd.tasks.base import TASKS, DeployModel, MetricSpec, Task
 from edgekd.tasks.deploy_stages import deploy_stages
 from edgekd.tasks.layout import common
 from edgekd.tasks.layout.stages import WEIGHTS
+from edgekd.tasks.layout.yolo_stage import YOLO_FILE, check_yolo_request, run_yolo, yolo_config
 
 # QAT's second term scores the quantized student against the float student's detections above this score,
 # used as labels with the same detection loss (QatObjective: "the same loss against the float outputs").
@@ -63,6 +64,7 @@ class LayoutTask(Task):
                               "limit the parser clamps); use postprocess: host, or drop tensorrt from export.backends")
         if recipe.teacher.checkpoint and not recipe.teacher.checkpoint.is_file():
             raise EdgekdError(f"teacher.checkpoint: {recipe.teacher.checkpoint} not found")
+        check_yolo_request(recipe)
         if recipe.quant.enabled and recipe.quant.fallback:
             from edgekd.models import deploy_copy
             from edgekd.quant.fallback import match_fallback
@@ -83,6 +85,8 @@ class LayoutTask(Task):
         modes = Stage("postprocess", lambda ctx: run_modes(self, ctx),
                       lambda r: {"postprocess": r.postprocess, "profile": r.profile.model_dump(mode="json")},
                       ("data", "export"), help="student with NMS outside vs inside the graph, timed side by side")
+        yolo = Stage("yolo", run_yolo, yolo_config, ("export",),
+                     help="an Ultralytics YOLOv8 timed beside the exported models (compare_yolo)")
         return [
             Stage("data", run_data, data_config, help="synthetic pages in COCO format (or your COCO set)"),
             Stage("teacher", run_teacher, _section("teacher"), ("data",),
@@ -93,7 +97,7 @@ class LayoutTask(Task):
                   help="the student + feature KD (FGD) on every neck level of the frozen teacher"),
             Stage("evaluate", run_evaluate, _evaluate_config, ("data", "teacher", "student_plain", "distill"),
                   help="COCO AP / AP50 / AP75 of all three models on the validation split"),
-            *deploy_stages(self, ("data", "teacher", "distill", "evaluate"), ("evaluate",), (modes,)),
+            *deploy_stages(self, ("data", "teacher", "distill", "evaluate"), ("evaluate",), (modes, yolo)),
         ]
 
     def student_model(self, ctx: StageContext, postprocess: str) -> Any:
@@ -200,6 +204,14 @@ class LayoutTask(Task):
         ]
         ratio = modes["graph_over_host_p50"]
         ratios = {"postprocess_graph_over_host_p50": ratio} if ratio else {}
+        yolo = json.loads((ctx.stage_path("yolo") / YOLO_FILE).read_text())
+        if yolo["model"]:
+            ratios[f"{yolo['model']}_over_student_p50"] = yolo["yolo_over_student_p50"]
+            p50 = yolo["p50_ms"]
+            notes.append(f"{yolo['model']} (Ultralytics, random weights, edgekd's ONNX export) at the same input "
+                         f"{yolo['input'][2]}×{yolo['input'][3]}, ONNX Runtime fp32 side by side: p50 "
+                         f"{p50[yolo['model']]:.2f} ms vs student {p50['student']:.2f} ms and teacher "
+                         f"{p50['teacher']:.2f} ms ({yolo['yolo_over_student_p50']:.2f}× the student's).")
         return {"ratios": ratios, "notes": notes}
 
 
