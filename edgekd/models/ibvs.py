@@ -5,7 +5,9 @@ max-pools, the last two unpadded), global average pool, 512→256→3 with tanh 
 width 1.0. `width` scales every channel count for a CPU-sized variant. `coords` appends two channels holding
 each pixel's x and y in [−1, 1] (CoordConv): after the global average pool the paper's network knows *where*
 something is only through zero-padding at the borders, which is enough for a target that fills much of the
-frame but not for a small one; measured in docs/decisions.md.
+frame but not for a small one; measured in docs/decisions.md. `pools=3` adds a third max-pool before the two
+unpadded convolutions, where the paper's network spends most of its compute at ÷4 resolution: the same layers
+at ÷8, about a third of the MACs.
 
 The teacher's perception follows the paper's split: a segmentation network finds the vehicle, and a U-Net
 "mask splitter" reads RGB + that mask (4 channels) and separates the front half from the back half. Both
@@ -28,14 +30,18 @@ def _conv(cin: int, cout: int, kernel: int, padding: int) -> nn.Sequential:
 class DroneCommandRegressor(nn.Module):
     """Image (N, 3, H, W), ImageNet-normalised → normalised piloting commands (N, 3) in [−1, 1]."""
 
-    def __init__(self, width: float = 1.0, in_chans: int = 3, num_outputs: int = 3, coords: bool = False) -> None:
+    def __init__(self, width: float = 1.0, in_chans: int = 3, num_outputs: int = 3, coords: bool = False,
+                 pools: int = 2) -> None:
         super().__init__()
+        if pools not in (2, 3):
+            raise ValueError(f"pools must be 2 (the paper's) or 3, got {pools}")
         c = [max(4, int(round(n * width))) for n in (16, 32, 64, 128, 256, 512)]
         self.coords = coords
         self.features = nn.Sequential(
             _conv(in_chans + (2 if coords else 0), c[0], 5, 1), nn.MaxPool2d(2),
             _conv(c[0], c[1], 5, 1), nn.MaxPool2d(2),
             _conv(c[1], c[2], 3, 1), _conv(c[2], c[3], 3, 1),
+            *([nn.MaxPool2d(2)] if pools == 3 else []),
             _conv(c[3], c[4], 3, 0), _conv(c[4], c[5], 3, 0),
         )
         hidden = max(8, int(round(256 * width)))
@@ -83,6 +89,13 @@ def nser_student_coord(in_chans: int = 3, num_outputs: int = 3) -> DroneCommandR
 def nser_student_half_coord(in_chans: int = 3, num_outputs: int = 3) -> DroneCommandRegressor:
     """Half width with coordinate channels: the CPU-sized student the ibvs recipe deploys."""
     return DroneCommandRegressor(0.5, in_chans, num_outputs, coords=True)
+
+
+@MODELS.register("nser_student_half_coord_lite")
+def nser_student_half_coord_lite(in_chans: int = 3, num_outputs: int = 3) -> DroneCommandRegressor:
+    """`nser_student_half_coord` with a third max-pool before its two unpadded convolutions (same weights' shapes,
+    about a third of the MACs)."""
+    return DroneCommandRegressor(0.5, in_chans, num_outputs, coords=True, pools=3)
 
 
 class _Double(nn.Sequential):

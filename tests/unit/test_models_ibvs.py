@@ -19,6 +19,15 @@ def test_coordinate_variant_adds_two_input_channels() -> None:
     assert out.shape == (2, 3) and out.abs().max() <= 1
 
 
+def test_lite_student_has_the_same_weights_and_about_a_third_of_the_compute() -> None:
+    half, lite = MODELS.get("nser_student_half_coord")(), MODELS.get("nser_student_half_coord_lite")()
+    assert count_parameters(lite) == count_parameters(half)
+    # at 96²: conv5 and conv6 run at 10² and 8² instead of 22² and 20² (the rest is unchanged)
+    ratio = count_macs(lite, (1, 3, 96, 96)) / count_macs(half, (1, 3, 96, 96))
+    assert 0.25 < ratio < 0.45
+    assert lite(torch.zeros(2, 3, 96, 96)).shape == (2, 3)
+
+
 def test_coordinate_channels_span_the_image() -> None:
     coords = coordinate_channels(torch.zeros(1, 3, 3, 5))
     assert coords[0, 0, 0].tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]  # x along a row
