@@ -143,3 +143,14 @@ def test_finished_episodes_are_reused_after_a_crash(tmp_path, recipe):
     assert _finished_episode(tmp_path, 3) == entry
     (tmp_path / entry["file"]).write_bytes(b"torn")  # damaged frames: fly it again
     assert _finished_episode(tmp_path, 3) is None
+
+
+def test_collected_flights_are_reused_by_another_student_architecture(recipe):
+    from edgekd.pipeline import config_hash
+    from edgekd.tasks.ibvs.task import IbvsTask
+
+    collect = next(stage for stage in IbvsTask().stages() if stage.name == "collect")
+    other_arch = recipe.model_copy(update={"student": recipe.student.model_copy(update={"arch": "nser_student"})})
+    other_size = recipe.model_copy(update={"student": recipe.student.model_copy(update={"input_size": 64})})
+    assert config_hash(collect, other_arch) == config_hash(collect, recipe)
+    assert config_hash(collect, other_size) != config_hash(collect, recipe)

@@ -23,6 +23,13 @@ from edgekd.tasks.ibvs.law import denormalise_commands, to_commands, velocities
 TEACHER_EVAL_LIMIT = 256  # whole camera frames are large; parity on this many is plenty
 
 
+def _collect_config(recipe) -> dict[str, Any]:
+    # The teacher's flights depend on the student only through the size of the frames they log: another student
+    # architecture or schedule reuses them.
+    return {**recipe_sections("sim", "law", "starts", "collect", "evaluate")(recipe),
+            "student_input_size": recipe.student.input_size}
+
+
 @TASKS.register("ibvs")
 class IbvsTask(Task):
     name = "ibvs"
@@ -40,8 +47,8 @@ class IbvsTask(Task):
                   help="simulator crops + masks for the teacher's perception, held-out frames"),
             Stage("teacher", run_teacher, recipe_sections("sim", "perception"), ("data",),
                   help="segmentation net + mask splitter on the simulator's masks"),
-            Stage("collect", run_collect, recipe_sections("sim", "law", "starts", "collect", "evaluate", "student"),
-                  ("teacher",), help="the teacher flies episodes; frames + commands logged"),
+            Stage("collect", run_collect, _collect_config, ("teacher",),
+                  help="the teacher flies episodes; frames + commands logged"),
             Stage("distill", run_distill, recipe_sections("student"), ("collect",),
                   help="student CNN regresses the teacher's commands (MSE, early stopping)"),
             Stage("dagger", run_dagger, recipe_sections("dagger", "student"), ("teacher", "collect", "distill"),
