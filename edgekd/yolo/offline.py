@@ -30,6 +30,7 @@ def require_ultralytics() -> ModuleType:
     except ImportError:
         raise EdgekdError(f"this command needs Ultralytics (AGPL-3.0, an optional extra): {INSTALL_HINT}") from None
     _switch_off_network()
+    _restore_pil_open()
     return ultralytics
 
 
@@ -61,3 +62,21 @@ def _switch_off_network() -> None:
         tracker = getattr(module, "events", None)  # the usage-event sender (an `Events` instance)
         if hasattr(tracker, "enabled"):
             tracker.enabled = False
+
+
+def _restore_pil_open() -> None:
+    """Undo Ultralytics' process-wide replacement of PIL's `Image.open`.
+
+    Its replacement tries to install HEIF support on the first file PIL cannot identify and, with installs off,
+    raises ModuleNotFoundError instead of PIL's UnidentifiedImageError: importing the extra would change how every
+    other part of the process reports an unreadable image. edgekd never hands Ultralytics an image file.
+    """
+    try:
+        from ultralytics.utils import patches
+    except ImportError:
+        return
+    from PIL import Image
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original

@@ -80,3 +80,15 @@ def test_network_switches_are_turned_off_even_after_an_earlier_import(monkeypatc
     monkeypatch.setattr(events.events, "enabled", True)
     require_ultralytics()
     assert checks.ONLINE is False and checks.AUTOINSTALL is False and events.events.enabled is False
+
+
+def test_an_unreadable_image_stays_pils_error_after_ultralytics_is_imported(tmp_path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    from edgekd.yolo.offline import require_ultralytics
+
+    require_ultralytics()
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(bad)
