@@ -13,6 +13,16 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_RECIPE = REPO / "tests" / "recipes" / "tiny_gaze.yaml"
 
 
+def require_yolo_extra() -> None:
+    """Skip the calling test module unless the optional `yolo` extra is installed; import it the way edgekd does
+    (`require_ultralytics`: offline, and PIL's `Image.open` restored). A bare `import ultralytics` at collection
+    would leave Ultralytics' process-wide PIL patch in place for every other test module."""
+    pytest.importorskip("ultralytics")
+    from edgekd.yolo.offline import require_ultralytics
+
+    require_ultralytics()
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m edgekd ARGS` in a subprocess, as a user would (real exit codes, real stderr)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ultralytics")
+from tests.conftest import require_yolo_extra
+
+require_yolo_extra()
 
 REPO = Path(__file__).resolve().parents[2]
 # Runs the CLI with socket connections and name lookups refused and recorded; exit 99 if anything tried.

@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
 import torch
 
-pytest.importorskip("ultralytics")
+from tests.conftest import require_yolo_extra
+
+require_yolo_extra()
 
 from edgekd.distill.loop import fit  # noqa: E402
 from edgekd.models.picodet import build_picodet  # noqa: E402

@@ -161,3 +161,13 @@ def test_yolo_comparison_requests_are_checked_before_any_training() -> None:
     with pytest.raises(EdgekdError, match="unknown YOLO model 'yolov9x'"):
         LayoutTask().preflight(LayoutRecipe(name="t", task="layout", compare_yolo="yolov9x"))
     LayoutTask().preflight(LayoutRecipe(name="t", task="layout"))  # no comparison: Ultralytics is not needed
+
+
+def test_a_yolo_teacher_is_checked_before_any_training_and_needs_no_matching_levels() -> None:
+    from edgekd.errors import EdgekdError
+
+    with pytest.raises(EdgekdError, match="unknown YOLO model 'yolov8q'"):
+        LayoutTask().preflight(LayoutRecipe(name="t", task="layout", teacher={"yolo": "yolov8q"}))
+    # YOLO levels are paired with the student's by stride, so the PicoDet level counts do not have to agree.
+    recipe = LayoutRecipe(name="t", task="layout", teacher={"yolo": "yolov8s"}, student={"levels": 3})
+    assert recipe.teacher.yolo == "yolov8s" and recipe.student.levels == 3

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("ultralytics")
+from tests.conftest import require_yolo_extra
+
+require_yolo_extra()
 
 from edgekd.yolo.models import build_yolo, neck_features  # noqa: E402
 

@@ -7,6 +7,7 @@ import torch
 
 from edgekd.errors import EdgekdError
 from edgekd.yolo.teacher import shared_levels, ultralytics_targets
+from tests.conftest import require_yolo_extra
 
 PAD = -1.0
 
@@ -37,7 +38,7 @@ def test_padded_layout_targets_become_normalised_cxcywh_rows() -> None:
 
 
 def test_ultralytics_reads_the_converted_boxes_back_as_the_original_pixels() -> None:
-    pytest.importorskip("ultralytics")
+    require_yolo_extra()
     from ultralytics.utils.loss import v8DetectionLoss
 
     from edgekd.yolo.models import build_yolo
@@ -54,7 +55,7 @@ def test_ultralytics_reads_the_converted_boxes_back_as_the_original_pixels() -> 
 
 
 def test_teacher_features_are_the_maps_the_detect_head_reads() -> None:
-    pytest.importorskip("ultralytics")
+    require_yolo_extra()
     from edgekd.yolo.models import build_yolo, neck_features
     from edgekd.yolo.teacher import YoloTeacher
 

@@ -28,6 +28,13 @@ def arch_name(width: float) -> str:
     return f"picodet_lcnet_x{whole}_{fraction.rstrip('0') or '0'}"
 
 
+def model_name(recipe, role: str) -> str:
+    """The name a role's detector goes by in metrics and reports: the YOLO's name for a YOLO teacher."""
+    if role == "teacher" and recipe.teacher.yolo:
+        return recipe.teacher.yolo
+    return arch_name(getattr(recipe, role).width)
+
+
 def nms_config(recipe) -> Any:
     from edgekd.models.picodet import NmsConfig
 
@@ -37,10 +44,16 @@ def nms_config(recipe) -> Any:
 
 
 def build_detector(recipe, role: str, postprocess: str = "host") -> Any:
-    """The teacher or student PicoDet the recipe describes, randomly initialised (no hub weights)."""
+    """The teacher or student the recipe describes, randomly initialised (no hub weights): a PicoDet, or for
+    `teacher.yolo` that YOLOv8 behind PicoDet's interface (`edgekd.yolo.layout_detector`)."""
     from edgekd.models.picodet import build_picodet
 
     cfg = getattr(recipe, role)
+    if role == "teacher" and cfg.yolo:
+        from edgekd.yolo.layout_detector import YoloLayoutDetector
+        from edgekd.yolo.models import build_yolo
+
+        return YoloLayoutDetector(build_yolo(cfg.yolo, len(recipe.data.classes)), postprocess, nms_config(recipe))
     return build_picodet(width=cfg.width, num_classes=len(recipe.data.classes), neck_channels=cfg.neck_channels,
                          levels=cfg.levels, postprocess=postprocess, nms=nms_config(recipe))
 

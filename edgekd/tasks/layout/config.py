@@ -61,10 +61,18 @@ class LayoutDetector(StrictModel):
 
 
 class LayoutTeacher(LayoutDetector):
-    """The teacher: trained here on the detection loss, or loaded from a local state_dict."""
+    """The teacher: trained here on the detection loss, or loaded from a local state_dict.
+
+    `yolo` puts an Ultralytics YOLOv8 in the PicoDet's place (the optional `yolo` extra; docs/yolo.md): it is
+    built from Ultralytics' model YAML, trained here with Ultralytics' own detection loss, and teaches through the
+    same KD loss on the strides both share (8/16/32), each level with a 1×1 adapter to the YOLO's width. `width`,
+    `neck_channels` and `levels` then describe nothing and are ignored.
+    """
 
     width: float = Field(2.5, gt=0, le=4.0)
-    checkpoint: Optional[Path] = Field(None, description="a PicoDet state_dict to load instead of training")
+    yolo: Optional[str] = Field(None, description="an Ultralytics YOLOv8 (yolov8n … yolov8x) as the teacher")
+    checkpoint: Optional[Path] = Field(None, description="a state_dict of the teacher (PicoDet, or the YOLO as "
+                                                         "edgekd saves it) to load instead of training")
 
 
 class LayoutStudent(LayoutDetector):
@@ -124,8 +132,9 @@ class LayoutRecipe(RecipeBase):
 
     @model_validator(mode="after")
     def _levels_match(self) -> "LayoutRecipe":
-        # Feature KD pairs neck levels one to one, so both detectors need the same strides.
-        if self.distill.kd != "none" and self.teacher.levels != self.student.levels:
+        # Feature KD pairs neck levels one to one, so both PicoDets need the same strides (a YOLO teacher is
+        # paired by stride instead).
+        if self.distill.kd != "none" and self.teacher.yolo is None and self.teacher.levels != self.student.levels:
             raise ValueError(f"student.levels {self.student.levels} must equal teacher.levels {self.teacher.levels} "
                              "for feature distillation (or set distill.kd: none)")
         return self

@@ -72,12 +72,18 @@ def train_set(ctx: StageContext) -> common.DetectionSet:
 
 
 def run_teacher(ctx: StageContext) -> dict[str, Any]:
-    """Train the wide PicoDet on the detection loss (or load `teacher.checkpoint`); score it on val."""
+    """Train the teacher on its detection loss (or load `teacher.checkpoint`): the wide PicoDet on VFL + GIoU +
+    DFL, or a `teacher.yolo` YOLOv8 on Ultralytics' own loss."""
     cfg = ctx.recipe.teacher
     model = common.build_detector(ctx.recipe, "teacher")
     history: list = []
     if cfg.checkpoint:
         model.load_state_dict(load_checkpoint(cfg.checkpoint))
+    elif cfg.yolo:
+        from edgekd.yolo.teacher import train_yolo_teacher
+
+        history = train_yolo_teacher(model.yolo, train_set(ctx), cfg.train, seed=ctx.recipe.seed,
+                                     checkpoint_dir=ctx.stage_dir / "checkpoints", desc=f"teacher ({cfg.yolo})").history
     else:
         history = fit(DetectionObjective(model), train_set(ctx), cfg.train, seed=ctx.recipe.seed,
                       checkpoint_dir=ctx.stage_dir / "checkpoints", desc="teacher").history
@@ -101,7 +107,7 @@ def run_distill(ctx: StageContext) -> dict[str, Any]:
     else:
         teacher = common.load_detector(recipe, "teacher", ctx.stage_path("teacher") / WEIGHTS["teacher"])
         objective = distill_objective(recipe, student, teacher)
-    data, extra = train_set(ctx), {"kd": recipe.distill.kd}
+    data, extra = train_set(ctx), {"kd": recipe.distill.kd, "teacher": common.model_name(recipe, "teacher")}
     if isinstance(objective, FeatureDistillObjective):
         if recipe.distill.scale == "auto":
             objective.scale = auto_scale(objective, data, recipe.student.train.batch_size, recipe.distill.start_ratio)
@@ -117,7 +123,8 @@ def run_distill(ctx: StageContext) -> dict[str, Any]:
 
 
 def distill_objective(recipe, student, teacher) -> FeatureDistillObjective:
-    """Detection + KD on each pair of neck levels (same strides; a 1×1 conv aligns the widths if they differ)."""
+    """Detection + KD on each pair of neck levels (same strides; a 1×1 conv aligns the widths if they differ).
+    A YOLO teacher is paired by stride: its P3/P4/P5 with the student's strides 8/16/32."""
     from edgekd.distill.feature_kd import build_feature_kd
     from edgekd.models.picodet import neck_output_paths
 
@@ -125,11 +132,16 @@ def distill_objective(recipe, student, teacher) -> FeatureDistillObjective:
     params = ({"temperature": cfg.temperature, "alpha_fg": cfg.alpha_fg, "beta_bg": cfg.beta_bg,
                "gamma_at": cfg.gamma_at, "lambda_global": cfg.lambda_global} if cfg.kd == "fgd"
               else {"weight": cfg.mse_weight})
+    scale = 1.0 if cfg.scale == "auto" else cfg.scale
+    if recipe.teacher.yolo:
+        from edgekd.yolo.teacher import yolo_distill_objective
+
+        return yolo_distill_objective(student, teacher, common.input_size(recipe), kd=cfg.kd, scale=scale, **params)
     student_paths, teacher_paths = neck_output_paths(student), neck_output_paths(teacher)
     losses = [build_feature_kd(cfg.kd, recipe.student.neck_channels, recipe.teacher.neck_channels, **params)
               for _ in student_paths]
     return FeatureDistillObjective(student, teacher, losses, student_paths, teacher_paths,
-                                   common.input_size(recipe), 1.0 if cfg.scale == "auto" else cfg.scale)
+                                   common.input_size(recipe), scale)
 
 
 def auto_scale(objective: FeatureDistillObjective, data, batch_size: int, start_ratio: float) -> float:
@@ -165,7 +177,7 @@ def _kd_ratio(ctx: StageContext, history: list[dict[str, float]]) -> dict[str, f
 def _finish(ctx: StageContext, stage: str, model, history: list, extra: dict | None = None) -> dict[str, Any]:
     role = "teacher" if stage == "teacher" else "student"
     atomic_torch_save(model.state_dict(), ctx.stage_dir / WEIGHTS[stage])
-    atomic_write_json(ctx.stage_dir / METRICS, {"arch": common.arch_name(getattr(ctx.recipe, role).width),
+    atomic_write_json(ctx.stage_dir / METRICS, {"arch": common.model_name(ctx.recipe, role),
                                                 "parameters": count_parameters(model), "history": history,
                                                 **(extra or {})})
     last = history[-1]["loss"] if history else None

@@ -40,6 +40,15 @@ def check_yolo_request(recipe) -> None:
     require_ultralytics()
 
 
+def check_yolo_teacher(name: str) -> None:
+    """Preflight of `teacher.yolo`: a known YOLOv8 name, and Ultralytics installed."""
+    from edgekd.yolo.models import check_model_name
+    from edgekd.yolo.offline import require_ultralytics
+
+    check_model_name(name)
+    require_ultralytics()
+
+
 def run_yolo(ctx: StageContext) -> dict[str, Any]:
     recipe = ctx.recipe
     if recipe.compare_yolo is None:
