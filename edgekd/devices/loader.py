@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from edgekd.devices.spec import DeviceSpec
 from edgekd.errors import EdgekdError

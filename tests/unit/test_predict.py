@@ -11,7 +11,7 @@ import pytest
 from edgekd.errors import EdgekdError
 from edgekd.profile.calibrate import lomo, lomo_tables
 from edgekd.profile.fit import Factors, Sample, fit
-from edgekd.profile.graph import Node, graph_nodes
+from edgekd.profile.graph import graph_nodes
 from edgekd.profile.predict import load_calibration, predict
 from edgekd.profile.roofline import Roofs, Target
 from tests.conftest import REPO, run_cli
