@@ -15,6 +15,16 @@ PRECISIONS = ("fp32", "fp16", "int8")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
+# Fields that change how a stage runs, never what it writes (the generators promise files independent of their
+# process count): they stay out of stage config keys, so changing them reuses finished work.
+RUN_ONLY_FIELDS = frozenset({"workers"})
+
+
+def config_key_dump(section: BaseModel) -> dict:
+    """A recipe section as it enters a stage's config key: its JSON form without the RUN_ONLY_FIELDS."""
+    return section.model_dump(mode="json", exclude=set(RUN_ONLY_FIELDS & set(type(section).model_fields)))
+
+
 class StrictModel(BaseModel):
     """Every recipe block rejects unknown keys, so a typo never silently falls back to a default."""
 

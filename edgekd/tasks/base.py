@@ -91,8 +91,11 @@ class Task(ABC):
 
 
 def recipe_sections(*names: str) -> Callable[[Any], dict[str, Any]]:
-    """A stage's config key: the recipe seed and the named sections, so a change to any of them re-runs it."""
-    return lambda recipe: {"seed": recipe.seed, **{n: getattr(recipe, n).model_dump(mode="json") for n in names}}
+    """A stage's config key: the recipe seed and the named sections, so a change to any of them re-runs it
+    (except the run-only fields, `edgekd.recipe.common.RUN_ONLY_FIELDS`)."""
+    from edgekd.recipe.common import config_key_dump
+
+    return lambda recipe: {"seed": recipe.seed, **{n: config_key_dump(getattr(recipe, n)) for n in names}}
 
 
 TASKS: Registry[type[Task]] = Registry("task")

@@ -26,7 +26,9 @@ from edgekd.tasks.gaze.stages import (
 
 
 def _seeded(section):
-    return lambda recipe: {"seed": recipe.seed, "section": section(recipe).model_dump(mode="json")}
+    from edgekd.recipe.common import config_key_dump
+
+    return lambda recipe: {"seed": recipe.seed, "section": config_key_dump(section(recipe))}
 
 
 @TASKS.register("gaze")

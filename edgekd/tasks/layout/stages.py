@@ -19,6 +19,7 @@ from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_checkpoi
 from edgekd.distill.loop import fit
 from edgekd.models import count_parameters
 from edgekd.pipeline import StageContext
+from edgekd.recipe.common import config_key_dump
 from edgekd.tasks.layout import common
 from edgekd.tasks.layout.metrics import evaluate_on_split
 from edgekd.tasks.layout.objectives import DetectionObjective, FeatureDistillObjective
@@ -32,7 +33,7 @@ KD_RATIO_RANGE = (0.5, 2.0)
 def data_config(recipe) -> dict[str, Any]:
     """The data section, plus the content hash of a user's annotation files (so an edited file re-runs)."""
     cfg = recipe.data
-    config = {"seed": recipe.seed, "data": cfg.model_dump(mode="json")}
+    config = {"seed": recipe.seed, "data": config_key_dump(cfg)}
     if cfg.source == "coco":
         config["annotations"] = {name: sha256_file(getattr(cfg, name)) if getattr(cfg, name).is_file() else None
                                  for name in ("train_json", "val_json")}

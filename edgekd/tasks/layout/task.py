@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.pipeline import Stage, StageContext
+from edgekd.recipe.common import config_key_dump
 from edgekd.tasks.base import TASKS, DeployModel, MetricSpec, Task
 from edgekd.tasks.deploy_stages import deploy_stages
 from edgekd.tasks.layout import common
@@ -32,7 +33,7 @@ def _section(*names):
     # The input size and classes shape every model; the rest of the data section reaches training through the
     # data stage's outputs (page counts) or does not matter to it (workers).
     return lambda r: {"seed": r.seed, "input": [r.data.height, r.data.width, list(r.data.classes)],
-                      **{n: getattr(r, n).model_dump(mode="json") for n in names}}
+                      **{n: config_key_dump(getattr(r, n)) for n in names}}
 
 
 def _evaluate_config(recipe) -> dict[str, Any]:
