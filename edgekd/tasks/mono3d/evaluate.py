@@ -97,7 +97,7 @@ def print_table(ctx: StageContext, results: dict[str, dict[str, float]], title: 
 
 def run_ablation(ctx: StageContext) -> dict[str, Any]:
     """Each arm's TAKD student with the same shorter schedule and scenes; a table of their held-out APs."""
-    from edgekd.tasks.mono3d.stages import train_takd
+    from edgekd.tasks.mono3d.stages import takd_scenes, train_takd
 
     cfg = ctx.recipe.ablation
     if not cfg.enabled:
@@ -107,6 +107,8 @@ def run_ablation(ctx: StageContext) -> dict[str, Any]:
     if cfg.train_scenes is not None and cfg.train_scenes < len(dataset):
         picks = np.random.default_rng(ctx.recipe.seed).choice(len(dataset), cfg.train_scenes, replace=False)
         dataset.indices = np.sort(picks)
+    scenes = len(dataset)
+    dataset = takd_scenes(ctx, dataset)  # once for every arm
     train_cfg = ctx.recipe.student.train.model_copy(update={"epochs": cfg.epochs})
     results, arms = {}, []
     for arm in cfg.arms:
@@ -117,7 +119,7 @@ def run_ablation(ctx: StageContext) -> dict[str, Any]:
         results[arm.name] = evaluate_model(ctx, student, "camera", f"ablation_{arm.name}")
         arms.append({"name": arm.name, **switches})
     atomic_write_json(ctx.stage_dir / "metrics.json", {
-        "enabled": True, "epochs": cfg.epochs, "train_scenes": len(dataset), "arms": arms,
+        "enabled": True, "epochs": cfg.epochs, "train_scenes": scenes, "arms": arms,
         "models": results, "table": table_rows(results)})
-    print_table(ctx, results, f"TAKD ablation ({cfg.epochs} epochs, {len(dataset)} scenes; Car, R40, %)")
+    print_table(ctx, results, f"TAKD ablation ({cfg.epochs} epochs, {scenes} scenes; Car, R40, %)")
     return {name: {common.TASK_METRIC: r[common.TASK_METRIC]} for name, r in results.items()}

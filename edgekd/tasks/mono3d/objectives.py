@@ -1,7 +1,8 @@
 """Training objectives: ground-truth detection (teacher, TA, plain student) and TAKD (papers.md §4.2).
 
 Each is an nn.Module whose forward(batch) returns {"loss", ...terms} for `edgekd.distill.loop.fit`; a batch is
-(image, LiDAR depth, pillars, targets, foreground) from `SceneDataset`.
+(image, LiDAR depth, pillars, targets, foreground) from `SceneDataset`, and for TAKD optionally the frozen
+models' outputs after them (`edgekd.tasks.mono3d.frozen_cache`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import torch
 from torch import nn
 
 from edgekd.distill.takd import cmrd, depth_focal, imd, logit_kd_terms
+from edgekd.tasks.mono3d.frozen_cache import unpack
 from edgekd.tasks.mono3d.lift import DepthBins, lidar_depth_probs
 from edgekd.tasks.mono3d.targets import detection_loss
 
 Inputs = Literal["lidar", "assistant", "camera"]
+FROZEN_OUTPUTS = 5  # a batch's position of the cached frozen-model outputs, when it carries them
 
 
 def split_targets(targets: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -79,9 +82,12 @@ class TakdObjective(nn.Module):
         return self
 
     def forward(self, batch) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            teacher = self.teacher(batch[2])
-            assistant = self.assistant(batch[0], batch[1])
+        if len(batch) > FROZEN_OUTPUTS:  # computed once per scene (`frozen_cache`): the same maps, not recomputed
+            teacher, assistant = unpack(batch[FROZEN_OUTPUTS])
+        else:
+            with torch.no_grad():
+                teacher = self.teacher(batch[2])
+                assistant = self.assistant(batch[0], batch[1])
         student = self.student(batch[0])
         terms = self.kd_terms(student, teacher, assistant)
         if self.gt_weight:

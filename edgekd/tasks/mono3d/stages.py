@@ -106,10 +106,25 @@ def train_takd(ctx: StageContext, kd, train_cfg, dataset, checkpoint_dir, desc: 
     return student.eval(), result.history
 
 
+def takd_scenes(ctx: StageContext, scenes):
+    """`scenes` carrying the frozen teacher's and TA's outputs, computed once (`frozen_cache`); `scenes` itself
+    when that cache would not fit in memory (TAKD then runs both models on every step)."""
+    from edgekd.tasks.mono3d.frozen_cache import with_frozen_outputs
+
+    teacher, assistant = frozen(ctx, "teacher"), frozen(ctx, "assistant")
+    with Progress(console=ctx.console, transient=True) as bar:
+        job = bar.add_task("teacher and TA outputs, once per scene", total=len(scenes))
+        cached = with_frozen_outputs(teacher, assistant, scenes, progress=lambda n: bar.advance(job, n))
+    if cached is None:
+        ctx.console.print("the frozen models' outputs would not fit in memory: computing them on every step")
+        return scenes
+    return cached
+
+
 def run_distill(ctx: StageContext) -> dict[str, Any]:
     """The camera student under TAKD from the frozen LiDAR teacher and TA, same data and epochs as the plain one."""
     cfg = ctx.recipe.student
-    dataset = common.scenes(ctx, "train", common.ctx_net_config(ctx))
+    dataset = takd_scenes(ctx, common.scenes(ctx, "train", common.ctx_net_config(ctx)))
     student, history = train_takd(ctx, cfg.kd, cfg.train, dataset, ctx.stage_dir / "checkpoints", "TAKD student")
     atomic_torch_save(student.state_dict(), ctx.stage_dir / common.WEIGHTS)
     metrics = {"parameters": count_parameters(student), "history": history, "kd": cfg.kd.model_dump()}
