@@ -8,7 +8,8 @@ from torch.utils.data import Dataset, default_collate
 
 from edgekd.recipe.schema import RECIPE_MODELS  # noqa: F401  (the recipe package first: it imports every task's config)
 from edgekd.tasks.mono3d.config import Mono3dKD
-from edgekd.tasks.mono3d.frozen_cache import cache_bytes, with_frozen_outputs
+from edgekd.distill.teacher_cache import cache_bytes
+from edgekd.tasks.mono3d.frozen_cache import frozen_outputs, with_frozen_outputs
 from edgekd.tasks.mono3d.models import CameraDetector, LidarDetector, NetConfig
 from edgekd.tasks.mono3d.objectives import TakdObjective
 
@@ -50,6 +51,9 @@ def test_cached_frozen_outputs_give_the_same_loss_terms_and_gradients() -> None:
     plain, cached = _objective(), _objective()
     carried = with_frozen_outputs(cached.teacher, cached.assistant, scenes)
     assert carried is not None and len(carried) == 3
+    with torch.no_grad():  # were the frozen models run again, these changed weights would change the KD terms
+        for weight in [*cached.teacher.parameters(), *cached.assistant.parameters()]:
+            weight.add_(0.5)
     batch_items = [0, 2]
     terms = plain(default_collate([scenes[i] for i in batch_items]))
     terms_cached = cached(default_collate([carried[i] for i in batch_items]))
@@ -65,7 +69,8 @@ def test_cached_frozen_outputs_give_the_same_loss_terms_and_gradients() -> None:
 
 def test_the_cache_size_is_counted_per_scene() -> None:
     objective = _objective()
-    one, three = (cache_bytes(objective.teacher, objective.assistant, RandomScenes(n)) for n in (1, 3))
+    outputs = lambda batch: frozen_outputs(objective.teacher.eval(), objective.assistant.eval(), batch)  # noqa: E731
+    one, three = (cache_bytes(outputs, RandomScenes(n)) for n in (1, 3))
     rows, cols = CFG.grid.shape
     per_scene = 4 * (2 * 16 * (rows // 2) * (cols // 2) + 9 * (rows // 2) * (cols // 2))
     assert one == per_scene and three == 3 * per_scene

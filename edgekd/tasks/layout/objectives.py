@@ -1,6 +1,7 @@
 """Training objectives for `fit`: the detection loss alone, and detection + feature KD from a frozen teacher.
 
-Each takes a batch of (images, padded targets) and returns the dict `fit` optimises ('loss') and logs.
+Each takes a batch of (images, padded targets) and returns the dict `fit` optimises ('loss') and logs; the KD
+objective also takes (images, padded targets, the teacher's maps by path) from a set that carries them.
 """
 
 from __future__ import annotations
@@ -64,14 +65,20 @@ class FeatureDistillObjective(nn.Module):
         self.teacher.eval()
         return self
 
-    def forward(self, batch) -> dict[str, torch.Tensor]:
-        images, targets = batch
-        truth = split_targets(targets)
-        losses = self.loss_fn(self.student(images), truth.boxes, truth.labels)
+    def teacher_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The frozen teacher's distilled maps for `images`, by module path (what `forward` reads from a batch's
+        third element when the training set carries them, `edgekd.distill.teacher_cache`)."""
         with torch.no_grad():
             self.teacher.forward_features(images)  # the hooks record every neck level
-        kd = sum(loss(self.student_features.features[s], self.teacher_features.features[t], truth.boxes,
-                      self.image_size)["loss"] for loss, (s, t) in zip(self.kd_losses, self.pairs))
+        return {path: self.teacher_features.features[path] for _, path in self.pairs}
+
+    def forward(self, batch) -> dict[str, torch.Tensor]:
+        images, targets = batch[0], batch[1]
+        truth = split_targets(targets)
+        losses = self.loss_fn(self.student(images), truth.boxes, truth.labels)
+        teacher = batch[2] if len(batch) > 2 else self.teacher_maps(images)
+        kd = sum(loss(self.student_features.features[s], teacher[t], truth.boxes, self.image_size)["loss"]
+                 for loss, (s, t) in zip(self.kd_losses, self.pairs))
         kd = self.scale * kd
         return {"loss": losses["loss"] + kd, "det": losses["loss"].detach(), "kd": kd.detach(), **_logged(losses)}
 
