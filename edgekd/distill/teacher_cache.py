@@ -63,3 +63,18 @@ def cache_teacher_outputs(outputs: Outputs, dataset: Dataset, *, batch_size: int
             if progress is not None:
                 progress(len(batch[0]))
     return WithTeacherOutputs(dataset, {name: torch.cat(values) for name, values in parts.items()})
+
+
+def cached_or_live(outputs: Outputs, dataset: Dataset, console, what: str) -> Dataset:
+    """For a training stage: `dataset` carrying `outputs` (with a progress bar on `console`, labelled `what`), or
+    `dataset` itself, with a one-line note, when the cache would not fit in memory."""
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as bar:
+        job = bar.add_task(f"{what}, once per sample", total=len(dataset))
+        cached = cache_teacher_outputs(outputs, dataset, progress=lambda n: bar.advance(job, n))
+    if cached is None:
+        console.print(f"{what} would not fit in memory (over {MAX_CACHE_BYTES / 1024**3:.0f} GiB): computing them "
+                      "on every step")
+        return dataset
+    return cached

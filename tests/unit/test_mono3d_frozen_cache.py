@@ -8,8 +8,8 @@ from torch.utils.data import Dataset, default_collate
 
 from edgekd.recipe.schema import RECIPE_MODELS  # noqa: F401  (the recipe package first: it imports every task's config)
 from edgekd.tasks.mono3d.config import Mono3dKD
-from edgekd.distill.teacher_cache import cache_bytes
-from edgekd.tasks.mono3d.frozen_cache import frozen_outputs, with_frozen_outputs
+from edgekd.distill.teacher_cache import cache_bytes, cache_teacher_outputs
+from edgekd.tasks.mono3d.frozen_cache import frozen_outputs
 from edgekd.tasks.mono3d.models import CameraDetector, LidarDetector, NetConfig
 from edgekd.tasks.mono3d.objectives import TakdObjective
 
@@ -49,7 +49,8 @@ def _objective() -> TakdObjective:
 def test_cached_frozen_outputs_give_the_same_loss_terms_and_gradients() -> None:
     scenes = RandomScenes(3)
     plain, cached = _objective(), _objective()
-    carried = with_frozen_outputs(cached.teacher, cached.assistant, scenes)
+    carried = cache_teacher_outputs(lambda batch: frozen_outputs(cached.teacher.eval(), cached.assistant.eval(), batch),
+                                    scenes)
     assert carried is not None and len(carried) == 3
     with torch.no_grad():  # were the frozen models run again, these changed weights would change the KD terms
         for weight in [*cached.teacher.parameters(), *cached.assistant.parameters()]:

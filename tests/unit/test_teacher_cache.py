@@ -65,3 +65,32 @@ def test_feature_kd_on_cached_teacher_maps_matches_running_the_teacher() -> None
     for p, q in zip(live.parameters(), cached.parameters()):
         if p.grad is not None:
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-6)
+
+
+def test_gaze_masked_kd_on_cached_teacher_features_matches_running_the_teacher() -> None:
+    from edgekd.recipe.loader import load_recipe
+    from edgekd.tasks.gaze import common
+    from edgekd.tasks.gaze.objectives import MaskedFeatureDistillation
+    from tests.conftest import REPO
+
+    recipe = load_recipe(REPO / "recipes" / "quickstart.yaml")
+
+    def objective():
+        torch.manual_seed(0)
+        teacher, student = common.build_model(recipe.teacher.arch), common.build_model(recipe.distill.arch)
+        return MaskedFeatureDistillation(student, teacher, recipe.distill, common.feature_channel_map(student),
+                                         common.feature_channel_map(teacher)).train()
+
+    data = [(torch.randn(1, 64, 64), torch.zeros(2)) for _ in range(3)]
+    live, cached = objective(), objective()
+    carried = cache_teacher_outputs(lambda batch: cached.teacher_maps(batch[0]), data, batch_size=2)
+    with torch.no_grad():  # were the teacher run again, these changed weights would change the KD terms
+        for weight in cached.teacher.parameters():
+            weight.add_(0.5)
+    torch.manual_seed(1)  # the same patch mask for both
+    terms = live(default_collate(data))
+    torch.manual_seed(1)
+    terms_cached = cached(default_collate([carried[i] for i in range(3)]))
+    assert set(terms) == set(terms_cached) and "kd0" in terms
+    for key in terms:
+        torch.testing.assert_close(terms_cached[key], terms[key], rtol=1e-4, atol=1e-6)

@@ -67,18 +67,25 @@ class MaskedFeatureDistillation(nn.Module):
         eval_frozen_batchnorm_(self.student)  # the inherited, frozen stage 1 keeps the teacher's statistics
         return self
 
+    def teacher_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The frozen teacher's features at the paired layers for the unmasked `images`, by module path (what
+        `forward` reads from a batch's third element when the training set carries them)."""
+        self.teacher.eval()  # a fixed target, also when called before training starts
+        with torch.no_grad():
+            self.teacher(images)
+        return {p.teacher: self.teacher_capture.features[p.teacher] for p in self.pairs if p.teacher}
+
     def forward(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         images = batch[0]
         n, _, h, w = images.shape
         mask = random_patch_mask(n, h, w, self.cfg.mask_patch, self.cfg.mask_ratio).to(images)
         pixel_mask = F.interpolate(mask, size=(h, w), mode="nearest")
-        with torch.no_grad():
-            self.teacher(images)
+        teacher = batch[2] if len(batch) > 2 else self.teacher_maps(images)
         final = self.student.forward_features(images * (1.0 - pixel_mask))
         terms = {"pixel": KD_LOSSES.get("masked_mse")(self.pixel_decoder(final), images, pixel_mask)}
         loss = self.cfg.pixel_weight * terms["pixel"]
         for i, (pair, decoder) in enumerate(zip(self.pairs, self.decoders)):
-            target = self.teacher_capture.features[pair.teacher]
+            target = teacher[pair.teacher]
             weights = mask_weights_at(mask, tuple(target.shape[-2:]))
             term = KD_LOSSES.get(pair.loss)(decoder(self.student_capture.features[pair.student]), target, weights)
             terms[f"kd{i}"] = term

@@ -9,6 +9,7 @@ from torch.utils.data import Subset
 
 from edgekd.artifacts import atomic_write_json, sha256_file
 from edgekd.distill.loop import fit
+from edgekd.distill.teacher_cache import cached_or_live
 from edgekd.models import copy_stage1_, count_parameters, set_trainable_
 from edgekd.pipeline import StageContext
 from edgekd.tasks.gaze import common
@@ -89,6 +90,8 @@ def run_distill(ctx: StageContext) -> dict[str, Any]:
         student, teacher, cfg, common.feature_channel_map(student), common.feature_channel_map(teacher)
     )
     images = GazeTorchDataset(common.load_arrays(ctx, "train"))
+    # The teacher is frozen and sees the unmasked, unaugmented image: its features are computed once per image.
+    images = cached_or_live(lambda batch: objective.teacher_maps(batch[0]), images, ctx.console, "teacher features")
     result = fit(objective, images, cfg.train, seed=ctx.recipe.seed,
                  checkpoint_dir=ctx.stage_dir / "checkpoints", desc="distill")
     common.save_weights(student, ctx.stage_dir / "student.pt")

@@ -17,6 +17,7 @@ from rich.progress import Progress
 
 from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_checkpoint, sha256_file
 from edgekd.distill.loop import fit
+from edgekd.distill.teacher_cache import cached_or_live
 from edgekd.models import count_parameters
 from edgekd.pipeline import StageContext
 from edgekd.recipe.common import config_key_dump
@@ -110,7 +111,8 @@ def run_distill(ctx: StageContext) -> dict[str, Any]:
         objective = distill_objective(recipe, student, teacher)
     data, extra = train_set(ctx), {"kd": recipe.distill.kd, "teacher": common.model_name(recipe, "teacher")}
     if isinstance(objective, FeatureDistillObjective):
-        data = with_teacher_maps(ctx, objective, data)
+        # The teacher is frozen and pages are not augmented: its maps are computed once per page.
+        data = cached_or_live(lambda batch: objective.teacher_maps(batch[0]), data, ctx.console, "teacher maps")
         if recipe.distill.scale == "auto":
             objective.scale = auto_scale(objective, data, recipe.student.train.batch_size, recipe.distill.start_ratio)
             ctx.console.print(f"distill: KD scale {objective.scale:.4g} (KD = {recipe.distill.start_ratio}× the "
@@ -144,21 +146,6 @@ def distill_objective(recipe, student, teacher) -> FeatureDistillObjective:
               for _ in student_paths]
     return FeatureDistillObjective(student, teacher, losses, student_paths, teacher_paths,
                                    common.input_size(recipe), scale)
-
-
-def with_teacher_maps(ctx: StageContext, objective: FeatureDistillObjective, data):
-    """`data` carrying the frozen teacher's neck maps, computed once per page (the pages are not augmented, so
-    they are the same every epoch); `data` itself when they would not fit in memory."""
-    from edgekd.distill.teacher_cache import cache_teacher_outputs
-
-    with Progress(console=ctx.console, transient=True) as bar:
-        job = bar.add_task("teacher maps, once per page", total=len(data))
-        cached = cache_teacher_outputs(lambda batch: objective.teacher_maps(batch[0]), data,
-                                       progress=lambda n: bar.advance(job, n))
-    if cached is None:
-        ctx.console.print("distill: the teacher's maps would not fit in memory: running the teacher on every step")
-        return data
-    return cached
 
 
 def auto_scale(objective: FeatureDistillObjective, data, batch_size: int, start_ratio: float) -> float:

@@ -13,13 +13,8 @@ every step as before and say so.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
-
 import torch
 from torch import nn
-from torch.utils.data import Dataset
-
-from edgekd.distill.teacher_cache import WithTeacherOutputs, cache_teacher_outputs
 
 HEAD_KEYS = ("heatmap", "box", "rot")
 
@@ -37,12 +32,3 @@ def unpack(cached: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     """Flat cached tensors → (teacher {"bev", "head"}, assistant {"bev"}), the shapes TakdObjective reads."""
     teacher = {"bev": cached["t_bev"], "head": {key: cached[f"t_{key}"] for key in HEAD_KEYS}}
     return teacher, {"bev": cached["ta_bev"]}
-
-
-def with_frozen_outputs(teacher: nn.Module, assistant: nn.Module, scenes: Dataset,
-                        progress: Optional[Callable[[int], None]] = None) -> Optional[WithTeacherOutputs]:
-    """`scenes` carrying the frozen models' outputs, or None when the cache would not fit in memory.
-    `progress(n)` is called as n scenes are done."""
-    teacher.eval()
-    assistant.eval()
-    return cache_teacher_outputs(lambda batch: frozen_outputs(teacher, assistant, batch), scenes, progress=progress)

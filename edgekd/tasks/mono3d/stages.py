@@ -109,16 +109,12 @@ def train_takd(ctx: StageContext, kd, train_cfg, dataset, checkpoint_dir, desc: 
 def takd_scenes(ctx: StageContext, scenes):
     """`scenes` carrying the frozen teacher's and TA's outputs, computed once (`frozen_cache`); `scenes` itself
     when that cache would not fit in memory (TAKD then runs both models on every step)."""
-    from edgekd.tasks.mono3d.frozen_cache import with_frozen_outputs
+    from edgekd.distill.teacher_cache import cached_or_live
+    from edgekd.tasks.mono3d.frozen_cache import frozen_outputs
 
-    teacher, assistant = frozen(ctx, "teacher"), frozen(ctx, "assistant")
-    with Progress(console=ctx.console, transient=True) as bar:
-        job = bar.add_task("teacher and TA outputs, once per scene", total=len(scenes))
-        cached = with_frozen_outputs(teacher, assistant, scenes, progress=lambda n: bar.advance(job, n))
-    if cached is None:
-        ctx.console.print("the frozen models' outputs would not fit in memory: computing them on every step")
-        return scenes
-    return cached
+    teacher, assistant = frozen(ctx, "teacher").eval(), frozen(ctx, "assistant").eval()
+    return cached_or_live(lambda batch: frozen_outputs(teacher, assistant, batch), scenes, ctx.console,
+                          "teacher and TA outputs")
 
 
 def run_distill(ctx: StageContext) -> dict[str, Any]:
