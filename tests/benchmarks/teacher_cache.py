@@ -2,9 +2,10 @@
 
     python -m tests.benchmarks.teacher_cache --task layout [--steps 10] [--batch 16] [--threads 2]
     python -m tests.benchmarks.teacher_cache --task mono3d
+    python -m tests.benchmarks.teacher_cache --task gaze --batch 64
 
 layout: FGD from the full recipe's PicoDet-LCNet ×2.5 teacher to the ×1.0 student at 320×256. mono3d: TAKD at
-the default widths (LiDAR teacher and TA frozen). Random inputs of the recipes' shapes; steps alternate between
+the default widths (LiDAR teacher and TA frozen). gaze: masked-image KD from the ConvNeXt V2-Atto teacher. Random inputs of the recipes' shapes; steps alternate between
 the two objectives so load on the machine hits both alike. Prints the median step time of each, their ratio and
 the one-off cost of filling the cache. Not a test: pytest does not collect this file.
 """
@@ -66,6 +67,27 @@ def mono3d_case(batch: int):
     return make, samples, lambda objective: (lambda b: frozen_outputs(objective.teacher, objective.assistant, b))
 
 
+def gaze_case(batch: int):
+    """The same for DFT Gaze's masked-image feature KD at the full recipe's sizes (64×64 grey eye images)."""
+    from edgekd.recipe.loader import load_recipe
+    from edgekd.tasks.gaze import common
+    from edgekd.tasks.gaze.objectives import MaskedFeatureDistillation
+
+    recipe = load_recipe("recipes/gaze/dft_gaze.yaml")
+    samples = [(torch.randn(1, 64, 64), torch.zeros(2)) for _ in range(batch)]
+
+    def make():
+        torch.manual_seed(0)
+        teacher, student = common.build_model(recipe.teacher.arch), common.build_model(recipe.distill.arch)
+        return MaskedFeatureDistillation(student, teacher, recipe.distill, common.feature_channel_map(student),
+                                         common.feature_channel_map(teacher))
+
+    return make, samples, lambda objective: (lambda b: objective.teacher_maps(b[0]))
+
+
+CASES = {"layout": layout_case, "mono3d": mono3d_case, "gaze": gaze_case}
+
+
 def _step(objective, optimizer, batch) -> float:
     start = time.perf_counter()
     optimizer.zero_grad()
@@ -76,13 +98,13 @@ def _step(objective, optimizer, batch) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=("layout", "mono3d"), required=True)
+    parser.add_argument("--task", choices=sorted(CASES), required=True)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    make, samples, outputs_of = (layout_case if args.task == "layout" else mono3d_case)(args.batch)
+    make, samples, outputs_of = CASES[args.task](args.batch)
     live, cached = make().train(), make().train()
     start = time.perf_counter()
     carried = cache_teacher_outputs(outputs_of(cached), samples, batch_size=args.batch)
