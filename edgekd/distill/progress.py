@@ -68,7 +68,7 @@ class TrainProgress:
 
     def log(self, message: str) -> None:
         if self._enabled:
-            self._console.print(message)
+            self._console.print(message, soft_wrap=True)  # one line per message in a log, however long
 
 
 def _duration(seconds: float) -> str:

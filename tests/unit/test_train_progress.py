@@ -12,7 +12,7 @@ from edgekd.distill.progress import TrainProgress, _duration
 def test_a_log_gets_a_status_line_per_heartbeat_with_rate_and_eta() -> None:
     out = io.StringIO()
     now = [0.0]
-    progress = TrainProgress("teacher", total=100, done=40, console=Console(file=out, width=200),
+    progress = TrainProgress("teacher", total=100, done=40, console=Console(file=out, width=40),
                              heartbeat_seconds=60.0, clock=lambda: now[0])
     with progress:
         for _ in range(10):  # 10 steps of 16 images, 10 s each: 1.6 img/s
