@@ -21,7 +21,7 @@ from edgekd.tasks.base import TASKS, DeployModel, MetricSpec, Task
 from edgekd.tasks.deploy_stages import deploy_stages
 from edgekd.tasks.layout import common
 from edgekd.tasks.layout.stages import WEIGHTS
-from edgekd.tasks.layout.yolo_stage import YOLO_FILE, check_yolo_request, check_yolo_teacher, run_yolo, yolo_config
+from edgekd.tasks.layout.yolo_stage import YOLO_FILE, check_yolo_request, run_yolo, yolo_config
 
 # QAT's second term scores the quantized student against the float student's detections above this score,
 # used as labels with the same detection loss (QatObjective: "the same loss against the float outputs").
@@ -66,8 +66,6 @@ class LayoutTask(Task):
         if recipe.teacher.checkpoint and not recipe.teacher.checkpoint.is_file():
             raise EdgekdError(f"teacher.checkpoint: {recipe.teacher.checkpoint} not found")
         check_yolo_request(recipe)
-        if recipe.teacher.yolo:
-            check_yolo_teacher(recipe.teacher.yolo)
         if recipe.quant.enabled and recipe.quant.fallback:
             from edgekd.models import deploy_copy
             from edgekd.quant.fallback import match_fallback

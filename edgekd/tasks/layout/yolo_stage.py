@@ -29,24 +29,16 @@ def yolo_config(recipe) -> dict[str, Any]:
 
 
 def check_yolo_request(recipe) -> None:
-    """Preflight: the YOLO name is known and Ultralytics is installed. (The data section already holds the input
-    sides to multiples of 32, which YOLOv8's coarsest level needs too.)"""
+    """Preflight of every YOLO the recipe names (`compare_yolo`, `teacher.yolo`): a known YOLOv8, and Ultralytics
+    installed. (The data section already holds the input sides to multiples of 32, which YOLOv8's coarsest level
+    needs too.)"""
     from edgekd.yolo.models import check_model_name
     from edgekd.yolo.offline import require_ultralytics
 
-    if recipe.compare_yolo is None:
-        return
-    check_model_name(recipe.compare_yolo)
-    require_ultralytics()
-
-
-def check_yolo_teacher(name: str) -> None:
-    """Preflight of `teacher.yolo`: a known YOLOv8 name, and Ultralytics installed."""
-    from edgekd.yolo.models import check_model_name
-    from edgekd.yolo.offline import require_ultralytics
-
-    check_model_name(name)
-    require_ultralytics()
+    for name in (recipe.compare_yolo, recipe.teacher.yolo):
+        if name is not None:
+            check_model_name(name)
+            require_ultralytics()
 
 
 def run_yolo(ctx: StageContext) -> dict[str, Any]:
