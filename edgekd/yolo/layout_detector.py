@@ -39,9 +39,7 @@ class YoloLayoutDetector(YoloTeacher):
         return self.yolo.num_classes
 
     def forward(self, images: torch.Tensor):
-        if self.from_imagenet:
-            images = images * self.std + self.mean
-        out = self.yolo(images)
+        out = self.yolo(self.yolo_inputs(images))
         if self.yolo.training:  # the inner model's mode decides what it returned (training outputs or the tensor)
             return out
         boxes, scores = yolo_to_host_outputs(out)

@@ -60,10 +60,13 @@ class YoloTeacher(nn.Module):
     def feature_paths(self) -> list[str]:
         return [f"yolo.{path}" for path in self.yolo.neck_paths]
 
+    def yolo_inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """`images` as the YOLO expects them: back in [0, 1] when `from_imagenet`, else unchanged."""
+        return images * self.std + self.mean if self.from_imagenet else images
+
     def forward_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """P3, P4, P5 for `images`; the Detect head is not run (only its inputs are needed)."""
-        if self.from_imagenet:
-            images = images * self.std + self.mean
+        images = self.yolo_inputs(images)
         detector = self.yolo.detector
         outputs: list[Any] = []
         x: Any = images
