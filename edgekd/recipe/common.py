@@ -65,10 +65,15 @@ class KDPair(StrictModel):
 
 
 class ParityBudget(StrictModel):
-    """How far a deployed artifact may drift from PyTorch before its stage fails."""
+    """How far a deployed artifact may drift from PyTorch before its stage fails.
+
+    `max_abs_diff` bounds `error_stat` of the absolute output difference, per output: its maximum (the default),
+    99th percentile or median. The maximum is reported whichever is gated.
+    """
 
     max_abs_diff: float = Field(1e-3, ge=0)
     max_metric_delta: float = Field(0.05, ge=0)
+    error_stat: Literal["max", "p99", "median"] = "max"
 
 
 def _default_backends() -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ from edgekd.report.render import (
     _num,
     _outcome,
     _outcome_specs,
+    abs_diff_cell,
     environment_line,
     outcome_label,
     paren,
@@ -260,7 +261,7 @@ def parity_section(report: Report) -> str:
         return ""
     header = ["model", "backend", "precision", "max abs Δ", "max rel Δ", "metric (PyTorch)", "metric (runtime)",
               "metric Δ", "passed"]
-    rows = [[e.role, e.backend, e.precision, f"{e.max_abs_diff:.2e}", f"{e.max_rel_diff:.2e}", _num(e.metric_torch),
+    rows = [[e.role, e.backend, e.precision, abs_diff_cell(e), f"{e.max_rel_diff:.2e}", _num(e.metric_torch),
              _num(e.metric_runtime), "-" if e.metric_delta is None else f"{e.metric_delta:+.2e}",
              "yes" if e.passed else "NO"] for e in report.parity]
     classes = ["" if e.passed else "bad" for e in report.parity]

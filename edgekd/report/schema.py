@@ -63,6 +63,8 @@ class ParityEntry(_Strict):
     metric_torch: float | None = None
     metric_runtime: float | None = None
     metric_delta: float | None = None
+    error_stat: str = "max"  # the statistic of |Δ| the budget gated; the table shows it beside the maximum
+    abs_diff_stat: float | None = None
     passed: bool
 
 

@@ -160,7 +160,7 @@ def _checked(task, ctx, source: Source, backend: str, precision: str, result, in
     runtime = LOCAL_RUNTIMES[backend]
     parity = check_parity(reference, result.path, inputs, runtime=runtime, precision=precision, targets=targets,
                           metric_fn=task.role_score(source.role), max_abs_diff=budget.max_abs_diff,
-                          max_metric_delta=budget.max_metric_delta)
+                          max_metric_delta=budget.max_metric_delta, error_stat=budget.error_stat)
     status = "passed" if parity.passed else "failed"
     gated = source.variant != "ptq"  # the PTQ baseline is reported, not gated
     return _row(source, backend, runtime, precision, result, parity.to_dict(), status, parity.failure_reason(), gated)

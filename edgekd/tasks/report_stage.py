@@ -98,6 +98,7 @@ def _parity_entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {"role": row["role"] if row["variant"] == "float" else f"{row['role']} ({row['variant']})",
          "backend": row["runtime"], "precision": row["precision"], **{k: row["parity"][k] for k in keys},
+         "error_stat": row["parity"].get("error_stat", "max"), "abs_diff_stat": row["parity"].get("abs_diff_stat"),
          "passed": row["parity"]["passed"]}
         for row in rows if row.get("parity")
     ]

@@ -89,6 +89,44 @@ def test_broken_parity_raises_check_failed(exported, data) -> None:
     assert "\n" not in str(info.value)
 
 
+class Spiky(nn.Module):
+    """`inner` with its first output moved by `shift` on the samples whose first pixel exceeds 1.5 (≈7%)."""
+
+    def __init__(self, inner: nn.Module, shift: float) -> None:
+        super().__init__()
+        self.inner, self.shift = inner, shift
+
+    def forward(self, x):
+        out = self.inner(x)
+        spike = torch.where(x[:, 0, 0, 0] > 1.5, self.shift, 0.0)  # not a product: 0 × NaN would be NaN everywhere
+        return torch.cat([out[:, :1] + spike[:, None], out[:, 1:]], dim=1)
+
+
+def test_error_stat_gates_the_median_or_p99_instead_of_the_max(model, exported, data) -> None:
+    inputs = data[0]
+    spiky = Spiky(model, 10.0).eval()
+    spiked = int((inputs[:, 0, 0, 0] > 1.5).sum())
+    assert 2 <= spiked <= 10  # a few percent of the 140 output elements: above the 99th percentile, not the median
+
+    def gated(stat: str):
+        return check_parity(spiky, exported.path, inputs, max_abs_diff=1e-3, max_metric_delta=None, error_stat=stat)
+
+    worst, p99, median = gated("max"), gated("p99"), gated("median")
+    assert not worst.passed and not p99.passed and median.passed, median.failure_reason()
+    assert worst.max_abs_diff == pytest.approx(10.0, abs=1e-3) == median.max_abs_diff  # the max is always reported
+    assert median.abs_diff_stat < 1e-4 and median.error_stat == "median"
+    assert p99.failure_reason().startswith("p99 |Δ|")
+
+
+def test_a_nan_fails_whatever_statistic_is_gated(model, exported, data) -> None:
+    result = check_parity(Spiky(model, float("nan")).eval(), exported.path, data[0], max_abs_diff=1e-3,
+                          max_metric_delta=None, error_stat="median")
+    # a few NaN elements, where the median of finite differences would pass
+    assert not result.passed and result.failure_reason() == "median |Δ| nan > budget 0.001"
+    with pytest.raises(EdgekdError, match="error_stat must be one of max, p99, median"):
+        check_parity(model, exported.path, data[0], max_abs_diff=1e-3, max_metric_delta=None, error_stat="mean")
+
+
 def test_int8_of_a_float_model_and_fp16_are_refused_with_a_reason(model, tmp_path) -> None:
     with pytest.raises(EdgekdError, match="int8 ONNX needs a quantized model"):
         EXPORTERS.get("onnx").export(model, torch.zeros(SHAPE), tmp_path / "x.onnx", precision="int8")

@@ -6,8 +6,9 @@ import pytest
 
 from edgekd.errors import EdgekdError
 from edgekd.profile.stats import LatencyStats
+from edgekd.report.html import to_html
 from edgekd.report.render import ratios, to_markdown, write_report
-from edgekd.report.schema import SCHEMA_VERSION, Report, load_report
+from edgekd.report.schema import SCHEMA_VERSION, ParityEntry, Report, load_report
 
 ENV = {"cpu": "Test CPU 3000", "logical_cores": 2, "usable_cores": 2, "os": "Linux", "python": "3.11.0",
        "packages": {"onnxruntime": "1.20.0", "torch": "2.5.0"}}
@@ -85,6 +86,18 @@ def test_markdown_has_table_rows_ratio_and_parity() -> None:
     assert "| student | onnxruntime | fp32 | 3.00e-06 |" in text
     assert "Test CPU 3000" in text and "onnxruntime 1.20.0" in text
     assert "- synthetic data" in text
+
+
+def test_parity_rows_show_the_gated_statistic_beside_the_maximum() -> None:
+    int8_row = {"role": "student (qat)", "backend": "openvino", "precision": "int8", "max_abs_diff": 128.0,
+                "max_rel_diff": 9.0, "metric_torch": 0.959, "metric_runtime": 0.957, "metric_delta": -0.002,
+                "error_stat": "median", "abs_diff_stat": 3.7, "passed": True}
+    report = make_report()
+    report.parity.append(ParityEntry.model_validate(int8_row))
+    text = to_markdown(report)
+    assert "| student | onnxruntime | fp32 | 3.00e-06 |" in text  # max gated: nothing added
+    assert "| student (qat) | openvino | int8 | 1.28e+02 (median 3.70e+00 gated) |" in text
+    assert "1.28e+02 (median 3.70e+00 gated)" in to_html(report)
 
 
 def test_markdown_says_slower_when_the_student_is_slower() -> None:
