@@ -2,14 +2,13 @@
 
 A pattern is a shell-style glob over dotted module paths (`head.*`, `stages.3.blocks.*.mlp.fc2`, `stem.0`).
 A pattern that matches no module is an error: a typo must never quietly quantize the layer the user
-meant to protect. Matched modules become an NNCF IgnoredScope over their operations, whose node names
-are the module path with '/' for '.' (`stages/3/blocks/1/mlp/mlp/fc2/linear/0`).
+meant to protect. Matched modules become an NNCF IgnoredScope over the operations they run, found by tracing
+(edgekd.quant.node_owners): NNCF's node names do not always contain the module path.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from typing import Any, Iterable, Sequence
 
 from edgekd.errors import EdgekdError
@@ -46,11 +45,6 @@ def outermost(paths: Iterable[str]) -> list[str]:
         if not any(path.startswith(parent + ".") for parent in kept):
             kept.append(path)
     return kept
-
-
-def node_patterns(module_paths: Iterable[str]) -> list[str]:
-    """Regexes over NNCF node names that select every operation inside each module."""
-    return [f"^{re.escape(path.replace('.', '/'))}/.*" for path in outermost(module_paths)]
 
 
 def module_of_node(node_name: str, module_paths: set[str]) -> str | None:

@@ -27,7 +27,8 @@ from typing import Any, Iterable, Sequence
 
 from edgekd.artifacts import atomic_path, atomic_write_json
 from edgekd.errors import EdgekdError
-from edgekd.quant.fallback import module_of_node, node_patterns
+from edgekd.quant.fallback import module_of_node
+from edgekd.quant.node_owners import GRAPH_OWNER, node_owners, nodes_inside
 
 PLACEMENTS = ("weighted_ops", "nncf_default")
 CONFIG_SUFFIX = ".nncf.json"
@@ -55,7 +56,7 @@ def quantize_ptq(
     """Calibrate int8 quantizers on `batches` (input tensors) and return the fake-quantized model.
 
     `model` is not modified. `fallback_modules` (module paths) keep float: no quantizer is placed on
-    their operations.
+    their operations, found by tracing which module runs each operation (edgekd.quant.node_owners).
     """
     nncf = _nncf()
     from nncf.quantization.advanced_parameters import (
@@ -68,8 +69,10 @@ def quantize_ptq(
         raise EdgekdError(f"quant.placement: '{placement}' is not one of {', '.join(PLACEMENTS)}")
     if not batches:
         raise EdgekdError("quantization needs at least one calibration batch")
-    patterns = node_patterns(fallback_modules)
-    ignored = nncf.IgnoredScope(patterns=patterns, validate=False) if patterns else None
+    fallback_modules = list(fallback_modules)
+    names = nodes_inside(node_owners(model, batches[0]), fallback_modules) if fallback_modules else []
+    # validate=False: the names include operations NNCF would not quantize anyway (adds, activations).
+    ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
     advanced = AdvancedQuantizationParameters(
         smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=-1, matmul=-1),
         # NNCF would quantize depthwise-conv inputs per channel; TensorRT takes per-tensor activations only.
@@ -126,13 +129,18 @@ def hook_node(hook_name: str) -> str:
     return name.rsplit("__", 1)[0]
 
 
-def quantizers_by_module(model: Any) -> dict[str, list[Any]]:
-    """Quantizers grouped by the module that owns the operation they sit on (weights and inputs of a layer)."""
+def quantizers_by_module(model: Any, owners: dict[str, str] | None = None) -> dict[str, list[Any]]:
+    """Quantizers grouped by the module that owns the operation they sit on (weights and inputs of a layer).
+
+    `owners` is `node_owners` of the float model: exact for modules called from outside their parent (a
+    ModuleList's items). Without it the owner is read from the node name, which stops at such a module's caller.
+    """
     paths = {name for name, _ in model.named_modules() if name}
     groups: dict[str, list[Any]] = {}
     for hook_name, quantizer in quantizers(model):
-        owner = module_of_node(hook_node(hook_name), paths) or "<graph>"
-        groups.setdefault(owner, []).append(quantizer)
+        node = hook_node(hook_name)
+        owner = owners.get(node) if owners is not None else module_of_node(node, paths)
+        groups.setdefault(owner or GRAPH_OWNER, []).append(quantizer)
     return groups
 
 

@@ -94,7 +94,7 @@ def run_qat(task, ctx: StageContext) -> dict[str, Any]:
     metric_ptq = evaluate_torch(ptq, task, inputs, targets)
     ctx.console.print(f"PTQ int8: {task.metric.name} {metric_ptq:.4f} (float {metric_float:.4f}), "
                       f"{len(quantizers(ptq))} quantizers, {len(fallback_modules)} float fallback layers")
-    sensitivity = _sensitivity(task, ctx, ptq, inputs, targets)
+    sensitivity = _sensitivity(task, ctx, ptq, reference, inputs, targets)
 
     qat = load_quantized(reference, ctx.stage_dir / PTQ_FILE)  # a fresh copy: PTQ stays the baseline
     for param in qat.parameters():  # weights and quantizer scales train; NNCF's integer flags do not
@@ -146,17 +146,20 @@ def _calibrated(task, ctx: StageContext, reference, fallback_modules: list[str])
     return ptq
 
 
-def _sensitivity(task, ctx: StageContext, ptq, inputs: np.ndarray, targets: Any) -> list[dict[str, Any]]:
+def _sensitivity(task, ctx: StageContext, ptq, reference, inputs: np.ndarray, targets: Any) -> list[dict[str, Any]]:
+    from edgekd.quant.node_owners import node_owners
+
     cfg = ctx.recipe.quant.sensitivity
     if not cfg.enabled:
         return []
     sub_inputs, sub_targets = inputs[: cfg.samples], targets[: cfg.samples]
+    owners = node_owners(reference, torch.from_numpy(sub_inputs[:1]))
     with Progress(console=ctx.console, transient=True) as bar:
         job = bar.add_task("per-layer sensitivity", total=None)
         baseline, costs = layer_sensitivity(
             ptq, lambda model: evaluate_torch(model, task, sub_inputs, sub_targets),
             lower_is_better=task.metric.lower_is_better,
-            progress=lambda done, total: bar.update(job, completed=done, total=total),
+            progress=lambda done, total: bar.update(job, completed=done, total=total), owners=owners,
         )
     ranked = [cost.to_dict() for cost in costs]
     atomic_write_json(ctx.stage_dir / "sensitivity.json", {
