@@ -4,5 +4,5 @@ Backed by NNCF (see docs/decisions.md for why). Nothing heavy is imported here: 
 imports nncf and torch when a quantizer is actually built.
 
 >>> from edgekd.quant.nncf_quant import quantize_ptq
->>> qmodel = quantize_ptq(model, calibration_batches, fallback=["head.*"])
+>>> qmodel = quantize_ptq(model, calibration_batches, fallback_modules=["head"])
 """

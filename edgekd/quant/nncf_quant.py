@@ -27,11 +27,15 @@ from typing import Any, Iterable, Sequence
 
 from edgekd.artifacts import atomic_path, atomic_write_json
 from edgekd.errors import EdgekdError
+from edgekd.quant.bn_fold import apply_folds, fold_batchnorm
 from edgekd.quant.fallback import module_of_node
 from edgekd.quant.node_owners import GRAPH_OWNER, node_owners, nodes_inside
 
 PLACEMENTS = ("weighted_ops", "nncf_default")
 CONFIG_SUFFIX = ".nncf.json"
+FOLDS_SUFFIX = ".folds.json"  # the (conv, norm) pairs folded before quantizing; absent: none were
+FOLDS_ATTR = "_edgekd_folds"  # on a quantized model: those pairs, so that saving it records them
+OWNERS_ATTR = "_edgekd_node_owners"  # on a quantized model: node_owners of the float model it came from
 
 
 def _nncf() -> Any:
@@ -52,10 +56,12 @@ def quantize_ptq(
     *,
     fallback_modules: Iterable[str] = (),
     placement: str = "weighted_ops",
+    fold_bn: bool = True,
 ) -> Any:
     """Calibrate int8 quantizers on `batches` (input tensors) and return the fake-quantized model.
 
-    `model` is not modified. `fallback_modules` (module paths) keep float: no quantizer is placed on
+    `model` is not modified. With `fold_bn`, BatchNorms are first folded into their convolutions
+    (edgekd.quant.bn_fold). `fallback_modules` (module paths) keep float: no quantizer is placed on
     their operations, found by tracing which module runs each operation (edgekd.quant.node_owners).
     """
     nncf = _nncf()
@@ -69,8 +75,14 @@ def quantize_ptq(
         raise EdgekdError(f"quant.placement: '{placement}' is not one of {', '.join(PLACEMENTS)}")
     if not batches:
         raise EdgekdError("quantization needs at least one calibration batch")
+    example = batches[0][:1]
+    if fold_bn:
+        float_model, folds = fold_batchnorm(model, example)
+    else:
+        float_model, folds = copy.deepcopy(model).eval(), []
+    owners = node_owners(float_model, example)
     fallback_modules = list(fallback_modules)
-    names = nodes_inside(node_owners(model, batches[0]), fallback_modules) if fallback_modules else []
+    names = nodes_inside(owners, fallback_modules) if fallback_modules else []
     # validate=False: the names include operations NNCF would not quantize anyway (adds, activations).
     ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
     advanced = AdvancedQuantizationParameters(
@@ -78,7 +90,6 @@ def quantize_ptq(
         # NNCF would quantize depthwise-conv inputs per channel; TensorRT takes per-tensor activations only.
         activations_quantization_params=QuantizationParameters(per_channel=False),
     )
-    float_model = copy.deepcopy(model).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantized = nncf.quantize(
@@ -91,6 +102,8 @@ def quantize_ptq(
             advanced_parameters=advanced,
         )
     force_signed_(quantized)
+    setattr(quantized, FOLDS_ATTR, folds)
+    setattr(quantized, OWNERS_ATTR, owners)
     return quantized
 
 
@@ -132,9 +145,11 @@ def hook_node(hook_name: str) -> str:
 def quantizers_by_module(model: Any, owners: dict[str, str] | None = None) -> dict[str, list[Any]]:
     """Quantizers grouped by the module that owns the operation they sit on (weights and inputs of a layer).
 
-    `owners` is `node_owners` of the float model: exact for modules called from outside their parent (a
-    ModuleList's items). Without it the owner is read from the node name, which stops at such a module's caller.
+    `owners` is `node_owners` of the float model (by default the map `quantize_ptq` attached): exact for
+    modules called from outside their parent (a ModuleList's items). Without one the owner is read from the
+    node name, which stops at such a module's caller.
     """
+    owners = owners if owners is not None else getattr(model, OWNERS_ATTR, None)
     paths = {name for name, _ in model.named_modules() if name}
     groups: dict[str, list[Any]] = {}
     for hook_name, quantizer in quantizers(model):
@@ -164,17 +179,20 @@ def export_qdq_onnx(model: Any, args: tuple[Any, ...], *, opset: int, input_name
 
 
 def save_quantized(model: Any, path: Path) -> None:
-    """Weights at `path` (.pt, a plain state_dict) and NNCF's structure next to it (.nncf.json)."""
+    """Weights at `path` (.pt, a plain state_dict), NNCF's structure next to it (.nncf.json) and the BatchNorms
+    folded before quantizing (.folds.json)."""
     import torch
 
     nncf = _nncf()
+    atomic_write_json(path.with_suffix(FOLDS_SUFFIX), [list(pair) for pair in getattr(model, FOLDS_ATTR, [])])
     atomic_write_json(path.with_suffix(CONFIG_SUFFIX), nncf.torch.get_config(model))
     with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)
 
 
 def load_quantized(float_model: Any, path: Path) -> Any:
-    """Rebuild the quantized model saved by `save_quantized` around a fresh float model of the same arch."""
+    """Rebuild the quantized model saved by `save_quantized` around a fresh float model of the same arch,
+    with the same BatchNorms folded."""
     import torch
 
     nncf = _nncf()
@@ -182,8 +200,12 @@ def load_quantized(float_model: Any, path: Path) -> Any:
     if not path.is_file() or not config_path.is_file():
         raise EdgekdError(f"quantized model not found: {path} (and {config_path.name}); run the qat stage first")
     config = json.loads(config_path.read_text())
+    folds_path = path.with_suffix(FOLDS_SUFFIX)
+    folds = [tuple(pair) for pair in json.loads(folds_path.read_text())] if folds_path.is_file() else []
+    base = apply_folds(copy.deepcopy(float_model).eval(), folds)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = nncf.torch.load_from_config(copy.deepcopy(float_model).eval(), config)
+        model = nncf.torch.load_from_config(base, config)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    setattr(model, FOLDS_ATTR, folds)
     return model.eval()

@@ -30,14 +30,13 @@ def layer_sensitivity(
     *,
     lower_is_better: bool,
     progress: Callable[[int, int], None] | None = None,
-    owners: dict[str, str] | None = None,
 ) -> tuple[float, list[LayerCost]]:
     """(metric of the fully quantized model, per-layer costs sorted most costly first).
 
-    `owners` (`node_owners` of the float model) names each layer by its real module path.
+    Layers are named by real module paths when `qmodel` came from `quantize_ptq` (it carries the traced map).
     """
     baseline = evaluate(qmodel)
-    groups = quantizers_by_module(qmodel, owners)
+    groups = quantizers_by_module(qmodel)
     costs = []
     for index, (module, group) in enumerate(groups.items()):
         for quantizer in group:

@@ -2,7 +2,8 @@
 
 Outputs in the stage folder:
   ptq.pt / ptq.nncf.json   the post-training-quantized student (calibration only): the baseline
-  qat.pt / qat.nncf.json   the same after fine-tuning with fake-quant
+  ptq.folds.json           the BatchNorms folded into their convolutions before quantizing
+  qat.pt / qat.nncf.json   the same after fine-tuning with fake-quant (and qat.folds.json)
   sensitivity.json         per-layer cost of quantization, most costly first
   metrics.json             float / PTQ / QAT metric on the held-out set, fallback layers, history
 A crash during fine-tuning resumes from checkpoints/ (the PTQ model is rebuilt from ptq.nncf.json, so
@@ -23,7 +24,7 @@ from edgekd.distill.loop import fit
 from edgekd.errors import CheckFailed
 from edgekd.pipeline import StageContext
 from edgekd.quant.fallback import match_fallback, outermost
-from edgekd.quant.nncf_quant import load_quantized, quantize_ptq, quantizers, save_quantized
+from edgekd.quant.nncf_quant import FOLDS_ATTR, load_quantized, quantize_ptq, quantizers, save_quantized
 from edgekd.quant.sensitivity import layer_sensitivity
 
 STUDENT = "student"
@@ -93,8 +94,9 @@ def run_qat(task, ctx: StageContext) -> dict[str, Any]:
     ptq = _calibrated(task, ctx, reference, fallback_modules)
     metric_ptq = evaluate_torch(ptq, task, inputs, targets)
     ctx.console.print(f"PTQ int8: {task.metric.name} {metric_ptq:.4f} (float {metric_float:.4f}), "
-                      f"{len(quantizers(ptq))} quantizers, {len(fallback_modules)} float fallback layers")
-    sensitivity = _sensitivity(task, ctx, ptq, reference, inputs, targets)
+                      f"{len(quantizers(ptq))} quantizers, {len(getattr(ptq, FOLDS_ATTR))} BatchNorms folded, "
+                      f"{len(fallback_modules)} float fallback layers")
+    sensitivity = _sensitivity(task, ctx, ptq, inputs, targets)
 
     qat = load_quantized(reference, ctx.stage_dir / PTQ_FILE)  # a fresh copy: PTQ stays the baseline
     for param in qat.parameters():  # weights and quantizer scales train; NNCF's integer flags do not
@@ -141,25 +143,23 @@ def _calibrated(task, ctx: StageContext, reference, fallback_modules: list[str])
     batches = [torch.from_numpy(calibration[i:i + cfg.calibration_batch])
                for i in range(0, len(calibration), cfg.calibration_batch)]
     with ctx.console.status(f"calibrating int8 on {len(calibration)} training images"):
-        ptq = quantize_ptq(reference, batches, fallback_modules=fallback_modules, placement=cfg.placement)
+        ptq = quantize_ptq(reference, batches, fallback_modules=fallback_modules, placement=cfg.placement,
+                           fold_bn=cfg.fold_batchnorm)
     save_quantized(ptq, ctx.stage_dir / PTQ_FILE)
     return ptq
 
 
-def _sensitivity(task, ctx: StageContext, ptq, reference, inputs: np.ndarray, targets: Any) -> list[dict[str, Any]]:
-    from edgekd.quant.node_owners import node_owners
-
+def _sensitivity(task, ctx: StageContext, ptq, inputs: np.ndarray, targets: Any) -> list[dict[str, Any]]:
     cfg = ctx.recipe.quant.sensitivity
     if not cfg.enabled:
         return []
     sub_inputs, sub_targets = inputs[: cfg.samples], targets[: cfg.samples]
-    owners = node_owners(reference, torch.from_numpy(sub_inputs[:1]))
     with Progress(console=ctx.console, transient=True) as bar:
         job = bar.add_task("per-layer sensitivity", total=None)
         baseline, costs = layer_sensitivity(
             ptq, lambda model: evaluate_torch(model, task, sub_inputs, sub_targets),
             lower_is_better=task.metric.lower_is_better,
-            progress=lambda done, total: bar.update(job, completed=done, total=total), owners=owners,
+            progress=lambda done, total: bar.update(job, completed=done, total=total),
         )
     ranked = [cost.to_dict() for cost in costs]
     atomic_write_json(ctx.stage_dir / "sensitivity.json", {
