@@ -101,10 +101,35 @@ def quantize_ptq(
             ignored_scope=ignored,
             advanced_parameters=advanced,
         )
+    _drop_quantizers_owned_by(quantized, owners, fallback_modules)
     force_signed_(quantized)
     setattr(quantized, FOLDS_ATTR, folds)
     setattr(quantized, OWNERS_ATTR, owners)
     return quantized
+
+
+def _drop_quantizers_owned_by(model: Any, owners: dict[str, str], modules: Sequence[str]) -> int:
+    """Remove the quantizers still sitting on fallback modules' operations; returns how many hooks went.
+
+    NNCF's ignored scope keeps a module's inputs and weights float, but the quantizer on its *output* (placed
+    there for the layers that read it) stays. The sensitivity pass charges that quantizer to the module, so a
+    fallback must drop it too: the tensor the module writes then stays float for its readers.
+    """
+    from nncf.torch.function_hook.wrapper import get_hook_storage
+    from nncf.torch.quantization.layers import BaseQuantizer
+
+    if not modules:
+        return 0
+    storage = get_hook_storage(model)
+    doomed = [name for name, hook in storage.named_hooks(remove_duplicate=False)
+              if isinstance(hook, BaseQuantizer) and _inside(owners.get(hook_node(name), ""), modules)]
+    for name in doomed:
+        storage.delete_hook(name)
+    return len(doomed)
+
+
+def _inside(owner: str, modules: Sequence[str]) -> bool:
+    return any(owner == module or owner.startswith(module + ".") for module in modules)
 
 
 def quantizers(model: Any) -> list[tuple[str, Any]]:

@@ -77,3 +77,14 @@ def test_a_module_that_never_runs_cannot_be_kept_float(owners) -> None:
     assert nodes_inside(owners, ["blocks.0"]) == sorted(n for n, o in owners.items() if o.startswith("blocks.0."))
     with pytest.raises(EdgekdError, match="quant.fallback: module 'unused' runs no operation"):
         nodes_inside(owners, ["unused"])
+
+
+def test_fallback_on_an_activation_drops_the_quantizer_on_its_output(model, owners) -> None:
+    # NNCF puts the input quantizer of blocks.1.conv on the output of blocks.0's ReLU; sensitivity charges it to
+    # blocks.0.act, so keeping blocks.0.act float must remove it (the ignored scope alone leaves it in place)
+    calibration = [torch.randn(SHAPE) for _ in range(2)]
+    everywhere = quantizers_by_module(quantize_ptq(model, calibration), owners)
+    assert len(everywhere.get("blocks.0.act", [])) == 1
+    kept_float = quantizers_by_module(quantize_ptq(model, calibration, fallback_modules=["blocks.0.act"]), owners)
+    assert "blocks.0.act" not in kept_float
+    assert sum(map(len, kept_float.values())) == sum(map(len, everywhere.values())) - 1
