@@ -1,11 +1,10 @@
 """Fold each BatchNorm into the convolution that feeds it, before int8 quantization.
 
 Quantized without folding, a conv's int8 weights are followed by a float BatchNormalization in the Q/DQ ONNX.
-A runtime that folds BN itself (OpenVINO, TensorRT) copes; ONNX Runtime does not: the layout student's int8 file
-ran there as DequantizeLinear → Conv → BatchNormalization → HardSwish per layer, unfused, 3.2× slower than its
-fp32 file (docs/results.md). Folded, ONNX Runtime fuses each conv with its activation again. Folding first also
-quantizes the weights the device actually runs (conv × BN scale), as TensorRT's and ONNX Runtime's own
-quantization tools do.
+OpenVINO and TensorRT fold it themselves; ONNX Runtime does not, and ran it as a separate node after every conv
+of the layout student. Folding first removes those nodes (and lets ONNX Runtime fuse a conv with a following
+ReLU), and quantizes the weights the device actually runs (conv × BN scale), as TensorRT's and ONNX Runtime's
+own quantization tools do.
 
 Pairs are found by tracing, not by module layout: a BatchNorm folds into a convolution when, in one forward pass
 on an example, each ran exactly once and the BatchNorm's input is the very tensor the convolution returned.
