@@ -1,0 +1,28 @@
+"""The report's line on whether int8 paid off on each runtime, and the reason it gives when it did not."""
+
+from __future__ import annotations
+
+from edgekd.report.schema import DeploymentEntry
+from edgekd.tasks.report_stage import _int8_notes
+
+
+def entry(runtime: str, speedup: float | None, variant: str = "qat", precision: str = "int8") -> DeploymentEntry:
+    return DeploymentEntry(role="student", variant=variant, backend=runtime, runtime=runtime, precision=precision,
+                           status="passed", speedup_vs_fp32=speedup)
+
+
+def test_slower_int8_on_onnx_runtime_names_the_float_convs() -> None:
+    [note] = _int8_notes([entry("onnxruntime", 1 / 2.92)])
+    assert note.startswith("onnxruntime: int8 is not faster than fp32 on this host (2.92× the fp32 time).")
+    assert "runs a conv in int8 only when a QuantizeLinear directly follows it" in note
+
+
+def test_other_runtimes_get_the_generic_reason_and_faster_int8_its_ratio() -> None:
+    slow, fast = _int8_notes([entry("openvino", 0.5), entry("openvino", 2.03)])
+    assert "Q/DQ work around each int8 kernel" in slow and "QuantizeLinear" not in slow
+    assert fast == "openvino: int8 is 2.03× faster than fp32 on this host."
+
+
+def test_only_timed_qat_int8_files_are_described() -> None:
+    assert _int8_notes([entry("openvino", 0.5, variant="ptq"), entry("openvino", 0.5, precision="fp16"),
+                        entry("openvino", None)]) == []
