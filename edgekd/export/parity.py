@@ -130,17 +130,18 @@ def _torch_outputs(model: Any, inputs: np.ndarray, batch_size: int) -> list[np.n
         with torch.no_grad():
             for start in range(0, len(inputs), batch_size):
                 out = model(torch.from_numpy(inputs[start:start + batch_size]).to(device))
-                chunks.append([t.detach().float().cpu().numpy() for t in _flatten(out)])
+                chunks.append([t.detach().float().cpu().numpy() for t in flatten_outputs(out)])
     finally:
         model.train(was_training)
     return _concat(chunks)
 
 
-def _flatten(out: Any) -> list[Any]:
+def flatten_outputs(out: Any) -> list[Any]:
+    """A model's outputs (a tensor, or tuples, lists and dicts of them) as a flat list, in order."""
     if isinstance(out, dict):
-        return [t for value in out.values() for t in _flatten(value)]
+        return [t for value in out.values() for t in flatten_outputs(value)]
     if isinstance(out, (tuple, list)):
-        return [t for value in out for t in _flatten(value)]
+        return [t for value in out for t in flatten_outputs(value)]
     return [out]
 
 

@@ -34,7 +34,7 @@ def fold_batchnorm(model: Any, example: Any) -> tuple[Any, list[tuple[str, str]]
         return original, []
     folded = apply_folds(copy.deepcopy(original), pairs)
     with torch.no_grad():
-        before, after = _flat(original(example)), _flat(folded(example))
+        before, after = _float_outputs(original(example)), _float_outputs(folded(example))
     scale = max(float(t.abs().max()) for t in before) if before else 0.0
     moved = max(float((a - b).abs().max()) for a, b in zip(before, after)) if before else 0.0
     if len(before) != len(after) or not moved <= FOLD_TOLERANCE * max(scale, 1.0):
@@ -112,9 +112,7 @@ def _foldable_norm(module: Any) -> bool:
             and module.running_mean is not None and hasattr(module, "act") and hasattr(module, "drop"))
 
 
-def _flat(out: Any) -> list[Any]:
-    if isinstance(out, dict):
-        return [t for value in out.values() for t in _flat(value)]
-    if isinstance(out, (tuple, list)):
-        return [t for value in out for t in _flat(value)]
-    return [out.float()] if hasattr(out, "float") else []
+def _float_outputs(out: Any) -> list[Any]:
+    from edgekd.export.parity import flatten_outputs
+
+    return [t.float() for t in flatten_outputs(out) if hasattr(t, "float")]

@@ -29,7 +29,7 @@ from edgekd.artifacts import atomic_path, atomic_write_json
 from edgekd.errors import EdgekdError
 from edgekd.quant.bn_fold import apply_folds, fold_batchnorm
 from edgekd.quant.fallback import module_of_node
-from edgekd.quant.node_owners import GRAPH_OWNER, node_owners, nodes_inside
+from edgekd.quant.node_owners import GRAPH_OWNER, is_inside, node_owners, nodes_inside
 
 PLACEMENTS = ("weighted_ops", "nncf_default")
 CONFIG_SUFFIX = ".nncf.json"
@@ -122,14 +122,10 @@ def _drop_quantizers_owned_by(model: Any, owners: dict[str, str], modules: Seque
         return 0
     storage = get_hook_storage(model)
     doomed = [name for name, hook in storage.named_hooks(remove_duplicate=False)
-              if isinstance(hook, BaseQuantizer) and _inside(owners.get(hook_node(name), ""), modules)]
+              if isinstance(hook, BaseQuantizer) and is_inside(owners.get(hook_node(name), ""), modules)]
     for name in doomed:
         storage.delete_hook(name)
     return len(doomed)
-
-
-def _inside(owner: str, modules: Sequence[str]) -> bool:
-    return any(owner == module or owner.startswith(module + ".") for module in modules)
 
 
 def quantizers(model: Any) -> list[tuple[str, Any]]:

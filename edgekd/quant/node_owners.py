@@ -53,8 +53,13 @@ def nodes_inside(owners: dict[str, str], module_paths: Iterable[str],
 
     names: list[str] = []
     for path in module_paths:
-        inside = [node for node, owner in owners.items() if owner == path or owner.startswith(path + ".")]
+        inside = [node for node, owner in owners.items() if is_inside(owner, [path])]
         if not inside:
             raise EdgekdError(f"{field}: module '{path}' runs no operation in the model's forward")
         names += inside
     return sorted(set(names))
+
+
+def is_inside(owner: str, module_paths: Iterable[str]) -> bool:
+    """Whether module path `owner` is one of `module_paths` or inside one of them."""
+    return any(owner == path or owner.startswith(path + ".") for path in module_paths)
