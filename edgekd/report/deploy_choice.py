@@ -1,7 +1,8 @@
 """Which precision each runtime should ship, decided from measurements, never assumed.
 
-int8 is not automatically faster: a small model on an x86 CPU is dominated by per-operator overhead, and
-the Quantize/Dequantize work around each int8 kernel can cost more than the integer arithmetic saves.
+int8 is not automatically faster: on an x86 CPU ONNX Runtime runs the convs of a TensorRT-style Q/DQ file in
+float, and on a small model the Quantize/Dequantize work around each int8 kernel can cost more than the
+integer arithmetic saves.
 'auto' therefore picks the fastest *measured* precision whose metric is within budget, and the reason
 says how the candidates compared.
 """
