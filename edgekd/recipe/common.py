@@ -129,8 +129,8 @@ class QuantConfig(StrictModel):
     calibration_batch: int = Field(32, gt=0)
     placement: Literal["weighted_ops", "nncf_default"] = "weighted_ops"
     fold_batchnorm: bool = Field(
-        True, description="fold BatchNorms into their convolutions before quantizing (ONNX Runtime fuses int8 "
-                          "convs only then; edgekd.quant.bn_fold)")
+        True, description="fold BatchNorms into their convolutions before quantizing (ONNX Runtime keeps an "
+                          "unfolded one as a float node after each int8 conv; edgekd.quant.bn_fold)")
     fallback: list[str] = Field(default_factory=list)
     kd_weight: float = Field(1.0, ge=0)
     train: TrainConfig = TrainConfig(epochs=2, batch_size=64, lr=1e-4, weight_decay=0.0)
