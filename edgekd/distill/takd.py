@@ -19,11 +19,11 @@ official behaviour. F_T and F_TA come from frozen models and are targets either 
 Logit KD (official `AnchorHeadSingleCMKD_V2`, on center-head maps here): s = sigmoid(teacher heatmap logit);
 cells with s > 0.1 are positives.
     cls  2.0 × Σ QFL(student logit, s) / max(#positives, 1)      QFL = BCE(x, s)·|sigmoid(x) − s|^β, β = 2
-    box  2.0 × Σ_pos s · Σ_ch smoothL1_{1/9}(student box − teacher box) / max(#positives, 1)
-    dir  0.4 × the same on the (sin ry, cos ry) channels
-The official head has a 2-bin direction classifier; the center head regresses sin/cos instead, so the direction
-term is a regression with the official weight. Per-sample sums are averaged over the batch (the official code sums
-cls over the batch and divides box by it; equal at its batch size of one per GPU).
+    box  2.0 × Σ_pos s · Σ_ch smoothL1_{1/9}(student − teacher) / max(#positives, 1), over the box channels and
+         the yaw axis (sin 2ry, cos 2ry) — the center-head form of the official sine-difference yaw term
+    dir  0.4 × Σ_pos s · BCE(student direction logit, sigmoid(teacher direction logit)) / max(#positives, 1)
+The direction is the official 2-bin direction classifier as one logit. Per-sample sums are averaged over the
+batch (the official code sums cls over the batch and divides box by it; equal at its batch size of one per GPU).
 
 Registered in `edgekd.distill.losses.KD_LOSSES` when this module is imported: imd, cmrd, bev_kd, qfl, logit_kd,
 depth_focal.
@@ -131,15 +131,28 @@ def score_weighted_regression(student: torch.Tensor, teacher: torch.Tensor, teac
     return _per_sample_mean(error * score * positives, positives)
 
 
+def score_weighted_bce(student: torch.Tensor, teacher: torch.Tensor, teacher_logits: torch.Tensor,
+                       positive_score: float = POSITIVE_SCORE) -> torch.Tensor:
+    """Σ_cells [s > 0.1]·s·BCE(student logit, sigmoid(teacher logit)) / max(#positives, 1), batch mean; s as in
+    `score_weighted_regression`."""
+    score = torch.sigmoid(teacher_logits.detach()).sum(dim=1, keepdim=True)
+    positives = (score > positive_score).to(student.dtype)
+    error = F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher.detach()), reduction="none")
+    return _per_sample_mean(error.sum(dim=1, keepdim=True) * score * positives, positives)
+
+
 def logit_kd_terms(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor], *,
                    cls_weight: float = 2.0, box_weight: float = 2.0, dir_weight: float = 0.4,
                    beta: float = 2.0) -> dict[str, torch.Tensor]:
-    """Weighted cls / box / dir terms of the logit KD between head dicts {"heatmap", "box", "rot"}, and 'total'."""
+    """Weighted cls / box / dir terms of the logit KD between head dicts {"heatmap", "box", "rot", "dir"}, and
+    'total'."""
     logits = teacher["heatmap"]
+    student_box = torch.cat([student["box"], student["rot"]], dim=1)
+    teacher_box = torch.cat([teacher["box"], teacher["rot"]], dim=1)
     terms = {
         "cls": cls_weight * quality_focal(student["heatmap"], logits, beta=beta),
-        "box": box_weight * score_weighted_regression(student["box"], teacher["box"], logits),
-        "dir": dir_weight * score_weighted_regression(student["rot"], teacher["rot"], logits),
+        "box": box_weight * score_weighted_regression(student_box, teacher_box, logits),
+        "dir": dir_weight * score_weighted_bce(student["dir"], teacher["dir"], logits),
     }
     terms["total"] = terms["cls"] + terms["box"] + terms["dir"]
     return terms

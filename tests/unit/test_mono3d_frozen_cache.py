@@ -28,7 +28,7 @@ class RandomScenes(Dataset):
         self.items = [(torch.randn(3, height, width, generator=generator),
                        torch.rand(1, height, width, generator=generator) * 40,
                        torch.rand(4, rows, cols, generator=generator),
-                       torch.rand(10, rows // 2, cols // 2, generator=generator),
+                       torch.rand(11, rows // 2, cols // 2, generator=generator),
                        (torch.rand(1, height // 4, width // 4, generator=generator) > 0.5).float())
                       for _ in range(count)]
 
@@ -73,5 +73,5 @@ def test_the_cache_size_is_counted_per_scene() -> None:
     outputs = lambda batch: frozen_outputs(objective.teacher.eval(), objective.assistant.eval(), batch)  # noqa: E731
     one, three = (cache_bytes(outputs, RandomScenes(n)) for n in (1, 3))
     rows, cols = CFG.grid.shape
-    per_scene = 4 * (2 * 16 * (rows // 2) * (cols // 2) + 9 * (rows // 2) * (cols // 2))
+    per_scene = 4 * (2 * 16 * (rows // 2) * (cols // 2) + 10 * (rows // 2) * (cols // 2))
     assert one == per_scene and three == 3 * per_scene

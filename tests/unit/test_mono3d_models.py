@@ -11,7 +11,7 @@ import torch
 
 from edgekd.models import count_parameters
 from edgekd.tasks.mono3d.bev import pillar_features
-from edgekd.tasks.mono3d.heads import atan2, decode, feature_grid
+from edgekd.tasks.mono3d.heads import atan2, decode, feature_grid, yaw_of
 from edgekd.tasks.mono3d.lift import BevGrid
 from edgekd.tasks.mono3d.models import CameraDetector, LidarDetector, NetConfig, StudentExport
 from edgekd.tasks.mono3d.targets import centre_targets, detection_loss, stack_targets
@@ -20,7 +20,7 @@ CFG = NetConfig()
 # Pinned sizes at the default config (a change here is a deliberate architecture change). The student's
 # residual branch (131,600) trains only; the deployed student is the TA's architecture.
 SMOKE_CFG = NetConfig(bev_channels=32, backbone_width=32, head_width=16)
-PARAMS = {"teacher": 221_481, "assistant": 296_850, "student": 428_450, "deployed": 296_850}
+PARAMS = {"teacher": 221_514, "assistant": 296_883, "student": 428_483, "deployed": 296_883}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_feature_shapes(models) -> None:
     for out in (teacher, assistant, student):
         assert out["bev"].shape == (2, 64, 32, 32)
         assert {k: tuple(v.shape) for k, v in out["head"].items()} == {
-            "heatmap": (2, 1, 32, 32), "box": (2, 6, 32, 32), "rot": (2, 2, 32, 32)}
+            "heatmap": (2, 1, 32, 32), "box": (2, 6, 32, 32), "rot": (2, 2, 32, 32), "dir": (2, 1, 32, 32)}
     assert student["residual"].shape == (2, 64, 32, 32) and assistant["residual"] is None
     assert student["depth_logits"].shape == (2, 33, 24, 80)
     assert assistant["lifted"].abs().sum().item() == 0.0      # no LiDAR returns → no TA features
@@ -61,17 +61,28 @@ def test_pillar_features_hand_cell() -> None:
 
 def test_decode_hand_peak() -> None:
     head = {"heatmap": torch.full((1, 1, 32, 32), -10.0), "box": torch.zeros(1, 6, 32, 32),
-            "rot": torch.zeros(1, 2, 32, 32)}
+            "rot": torch.zeros(1, 2, 32, 32), "dir": torch.ones(1, 1, 32, 32)}
     head["heatmap"][0, 0, 8, 20] = 2.0
     head["heatmap"][0, 0, 8, 21] = 1.0        # a weaker neighbour: suppressed by the 3×3 max-pool
     head["box"][0, :, 8, 20] = torch.tensor([0.25, 0.5, 1.6, math.log(1.5), math.log(1.6), math.log(3.9)])
-    head["rot"][0, :, 8, 20] = torch.tensor([1.0, 0.0])                  # sin, cos → ry = π/2
+    head["rot"][0, :, 8, 20] = torch.tensor([1.0, 0.0])    # sin 2ry, cos 2ry → axis π/4; direction + → ry = π/4
     boxes, scores = decode(head, feature_grid(BevGrid(), 2), top_k=3)
     # cell 1.25 m: x = −20 + (20 + .25)·1.25 = 5.3125, z = (8 + .5)·1.25 = 10.625
-    expected = [1.5, 1.6, 3.9, 5.3125, 1.6, 10.625, math.pi / 2]
+    expected = [1.5, 1.6, 3.9, 5.3125, 1.6, 10.625, math.pi / 4]
     assert boxes[0, 0].tolist() == pytest.approx(expected, abs=1e-5)
     assert scores[0, 0].item() == pytest.approx(1 / (1 + math.exp(-2.0)))
     assert scores[0, 1].item() < 0.01     # the neighbour (score .73) is not a peak
+
+
+@pytest.mark.parametrize("ry", [0.0, 0.3, 1.2, 2.0, 3.1, -0.4, -1.5, -2.2, -3.0])
+def test_yaw_comes_back_from_axis_and_direction(ry: float) -> None:
+    # The targets' encoding (sin 2ry, cos 2ry, direction cos ry > 0) decodes to ry itself.
+    targets = centre_targets(torch.tensor([[1.5, 1.6, 3.9, 0.3, 1.6, 10.3, ry]]), feature_grid(BevGrid(), 2))
+    at = targets["mask"][0] > 0
+    sin2, cos2, direction = targets["rot"][0][at], targets["rot"][1][at], targets["dir"][0][at] * 2 - 1
+    assert yaw_of(sin2, cos2, direction).item() == pytest.approx(ry, abs=1e-5)
+    flipped = yaw_of(sin2, cos2, -direction).item()                      # the other direction: the opposite yaw
+    assert math.cos(flipped - ry) == pytest.approx(-1.0, abs=1e-6)
 
 
 def test_atan2_covers_all_quadrants() -> None:
@@ -128,7 +139,8 @@ def test_student_export_leaves_the_training_only_branch_out(tmp_path) -> None:
 class HandDecode(torch.nn.Module):
     def forward(self, heatmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         box = torch.zeros(1, 6, 32, 32) + torch.arange(6.0).view(1, 6, 1, 1) * 0.1
-        return decode({"heatmap": heatmap, "box": box, "rot": torch.ones(1, 2, 32, 32)}, feature_grid(BevGrid(), 2), 8)
+        return decode({"heatmap": heatmap, "box": box, "rot": torch.ones(1, 2, 32, 32),
+                       "dir": torch.ones(1, 1, 32, 32)}, feature_grid(BevGrid(), 2), 8)
 
 
 def test_decoded_export_matches_pytorch_on_ties(tmp_path) -> None:

@@ -94,10 +94,10 @@ def test_split_reads_every_frame(scenes_dir: Path) -> None:
     labels = sum(len(read_label_file(scenes_dir / "val" / "label_2" / f"{i}.txt")["name"]) for i in arrays.frame_ids)
     assert len(arrays.boxes) == labels
     image, depth, pillars, targets, fg = SceneDataset(arrays, HEAD_GRID)[0]
-    assert image.shape == (3, 96, 320) and depth.shape == (1, 96, 320) and targets.shape == (10, 32, 32)
+    assert image.shape == (3, 96, 320) and depth.shape == (1, 96, 320) and targets.shape == (11, 32, 32)
     assert fg.shape == (1, 24, 80) and fg.sum() > 0
     inside = sum(1 for b in arrays.boxes[arrays.box_frame == 0] if 0 <= b[5] < 40 and -20 <= b[3] < 20)
-    assert targets[9].sum().item() == inside                      # one centre cell per car on the grid
+    assert targets[10].sum().item() == inside                     # one centre cell per car on the grid
 
 
 def test_image_without_label_is_a_one_line_error(scenes_dir: Path, tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_ground_truth_maps_score_near_perfect(scenes_dir: Path) -> None:
     # lies on the 40 m grid is found with its exact box, so AP is limited only by the cars beyond it.
     arrays = read_split(scenes_dir / "val", width=320, height=96, grid=BevGrid())
     data = SceneDataset(arrays, HEAD_GRID)
-    maps = torch.stack([data.targets(i)[:9] for i in range(len(data))]).numpy()
+    maps = torch.stack([data.targets(i)[:10] for i in range(len(data))]).numpy()
     gt = [read_label_file(scenes_dir / "val" / "label_2" / f"{i}.txt") for i in arrays.frame_ids]
     held_out = common.HeldOut(gt, arrays.P2, arrays.image_size, 320 / 1242, HEAD_GRID, 0.05, 32)
     result = evaluate_kitti(gt, common.detections(maps, held_out), 320 / 1242)
@@ -146,29 +146,35 @@ def test_ground_truth_maps_score_near_perfect(scenes_dir: Path) -> None:
 
 
 def test_qat_loss_against_ground_truth_by_hand() -> None:
-    # Two cells; cell 0 is a car centre (heatmap 1, mask 1, box 0.1 in all 6 channels, rot (0, 1)).
-    # Output: score 0.5 at cell 0, 0.2 at cell 1 (target 0.5 there), box and rot 0.
+    # Two cells; cell 0 is a car centre (heatmap 1, mask 1, box 0.1 in all 6 channels, axis (0, 1), direction 1).
+    # Output: score 0.5 at cell 0, 0.2 at cell 1 (target 0.5 there), box and axis 0, direction probability .5.
     #   focal at the peak: −(1 − .5)²·ln .5 = .25·.693147 = .173287
     #   cell 1: −(1 − .5)⁴·.2²·ln(1 − .2) = .0625·.04·.223144 = .000558    → heatmap .173844 (/ 1 peak)
-    #   box L1 at the centre: 6·.1 = .6; rot: |0 − 0| + |0 − 1| = 1           → total 1.773844
-    outputs = torch.zeros(1, 9, 1, 2)
+    #   box L1 at the centre: 6·.1 = .6; axis: |0 − 0| + |0 − 1| = 1
+    #   direction: 0.2 · BCE(.5 → 1) = 0.2 · ln 2 = .138629                  → total 1.912473
+    outputs = torch.zeros(1, 10, 1, 2)
     outputs[0, 0] = torch.tensor([[0.5, 0.2]])
-    targets = torch.zeros(1, 10, 1, 2)
+    outputs[0, 9] = 0.5
+    targets = torch.zeros(1, 11, 1, 2)
     targets[0, 0] = torch.tensor([[1.0, 0.5]])
     targets[0, 1:7, 0, 0] = 0.1
     targets[0, 8, 0, 0] = 1.0
     targets[0, 9, 0, 0] = 1.0
-    assert maps_loss(outputs, targets).item() == pytest.approx(1.773844, abs=1e-5)
+    targets[0, 10, 0, 0] = 1.0
+    assert maps_loss(outputs, targets).item() == pytest.approx(1.912473, abs=1e-5)
 
 
 def test_qat_loss_against_float_maps_by_hand() -> None:
-    # One cell, float score .5 (a positive: > .1), int8 score .25, boxes equal.
+    # One cell, float score .5 (a positive: > .1), int8 score .25, boxes equal, both directions 1 − 1e-6.
     #   QFL = BCE(.25 → .5)·|.25 − .5|² = −(.5·ln .25 + .5·ln .75)·.0625 = .836988·.0625 = .052312
-    #   × cls weight 2.0 = .104624 (/ 1 positive); box and direction terms are 0.
-    outputs, reference = torch.zeros(1, 9, 1, 1), torch.zeros(1, 9, 1, 1)
+    #   × cls weight 2.0 = .104624 (/ 1 positive); box term 0; direction: BCE of a certain target ≈ 1e-6 · 14.8
+    outputs, reference = torch.zeros(1, 10, 1, 1), torch.zeros(1, 10, 1, 1)
     outputs[0, 0], reference[0, 0] = 0.25, 0.5
+    outputs[0, 9] = reference[0, 9] = 1.0
     assert maps_loss(outputs, reference).item() == pytest.approx(0.104624, abs=1e-5)
-    assert maps_loss(reference, reference).item() == pytest.approx(0.0, abs=1e-7)
+    assert maps_loss(reference, reference).item() == pytest.approx(0.0, abs=1e-5)
+    outputs[0, 9] = 0.5                                       # direction .5 vs 1: 0.4 · .5 · ln 2 = .138629 more
+    assert maps_loss(outputs, reference).item() == pytest.approx(0.104624 + 0.138629, abs=1e-5)
 
 
 def _takd(kd: Mono3dKD) -> tuple[TakdObjective, list]:
@@ -178,7 +184,7 @@ def _takd(kd: Mono3dKD) -> tuple[TakdObjective, list]:
                               common.build("assistant", cfg), kd, gt_weight=0.0, depth_weight=0.0)
     depth = torch.zeros(2, 1, 96, 320)
     depth[:, :, 60:, :] = 8.0                                    # returns on the lower rows: the TA lifts something
-    batch = [torch.randn(2, 3, 96, 320), depth, torch.rand(2, 4, 64, 64), torch.zeros(2, 10, 32, 32),
+    batch = [torch.randn(2, 3, 96, 320), depth, torch.rand(2, 4, 64, 64), torch.zeros(2, 11, 32, 32),
              torch.zeros(2, 1, 24, 80)]
     return objective, batch
 

@@ -120,17 +120,19 @@ def test_score_weighted_box_regression_skips_cells_below_point_one() -> None:
 
 def test_logit_kd_weights_cls_box_and_direction() -> None:
     teacher = {"heatmap": TEACHER_LOGITS, "box": box_maps([0.0, 0.05, 0.0], [0.0] * 3),
-               "rot": box_maps([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])}
+               "rot": box_maps([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "dir": cells(math.log(3), -math.log(3), 0.0)}
     student = {"heatmap": TEACHER_LOGITS.clone(), "box": box_maps([1.0, 0.0, 5.0], [0.5, 0.0, 0.0]),
-               "rot": box_maps([0.0, 1.0, 0.0], [1.0, 1.0, 1.0])}
+               "rot": box_maps([0.0, 1.0, 0.0], [1.0, 1.0, 1.0]), "dir": cells(math.log(3), 0.0, 5.0)}
     terms = takd.logit_kd_terms(student, teacher)
     # cls: the student's scores equal the teacher's → |σ − s|^2 = 0 → 0
     assert terms["cls"].item() == pytest.approx(0.0)
-    # box: 2.0 × .3514410 (previous test) = .7028819
-    assert terms["box"].item() == pytest.approx(0.7028819, abs=1e-6)
-    # dir: sin off by 1 at cell 1: (1 − 1/18) × .75 / 2 positives = .3541667, × 0.4 = .1416667
-    assert terms["dir"].item() == pytest.approx(0.1416667, abs=1e-6)
-    assert KD_LOSSES.get("logit_kd")(student, teacher).item() == pytest.approx(0.8445486, abs=1e-6)
+    # box over box and yaw-axis channels: the previous test's cells (.6944444, .0084375) plus the axis's sin off
+    # by 1 at cell 1: (1 − 1/18) × .75 = .7083333 → / 2 positives = .7056076, × 2.0 = 1.4112153
+    assert terms["box"].item() == pytest.approx(1.4112153, abs=1e-6)
+    # dir: BCE(x, t) = softplus(x) − t·x. cell 0: ln 4 − .75·ln 3 = .5623351, × .5; cell 1: ln 2 (x = 0), × .75;
+    # cell 2 is not a positive → (.2811676 + .5198604) / 2 = .4005140, × 0.4 = .1602056
+    assert terms["dir"].item() == pytest.approx(0.1602056, abs=1e-6)
+    assert KD_LOSSES.get("logit_kd")(student, teacher).item() == pytest.approx(1.5714209, abs=1e-6)
 
 
 def test_caddn_depth_focal_loss_balances_foreground() -> None:

@@ -101,7 +101,14 @@ def load(role: str, cfg: NetConfig, path: Path, fuse_residual: bool = False) -> 
 
 
 def maps_of(head: dict[str, torch.Tensor]) -> torch.Tensor:
-    return torch.cat([torch.sigmoid(head["heatmap"]), head["box"], head["rot"]], dim=1)
+    """The deployed output (N, 10, Zh, Xh): score, box (6), yaw axis (2), direction probability."""
+    return torch.cat([torch.sigmoid(head["heatmap"]), head["box"], head["rot"], torch.sigmoid(head["dir"])], dim=1)
+
+
+def head_of_maps(maps: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Maps (N, 10, Zh, Xh) back to a head dict: the probabilities turn back into logits."""
+    return {"heatmap": torch.logit(maps[:, 0:1], eps=SCORE_EPS), "box": maps[:, 1:7], "rot": maps[:, 7:9],
+            "dir": torch.logit(maps[:, 9:10], eps=SCORE_EPS)}
 
 
 class TeacherMaps(nn.Module):
@@ -123,19 +130,16 @@ class StudentMaps(nn.Module):
         self.student = StudentExport(student, outputs="maps")
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        score, box, rot = self.student(image)
-        return torch.cat([score, box, rot], dim=1)
+        return torch.cat(self.student(image), dim=1)
 
 
 # ---- detections ------------------------------------------------------------------------------------------------
 
 
 def decode_maps(maps: np.ndarray | torch.Tensor, grid: BevGrid, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(boxes (N, K, 7) as h, w, l, x, y, z, ry; scores (N, K)) of maps (N, 9, Zh, Xh)."""
+    """(boxes (N, K, 7) as h, w, l, x, y, z, ry; scores (N, K)) of maps (N, 10, Zh, Xh)."""
     maps = torch.as_tensor(np.asarray(maps, np.float32))
-    score = maps[:, :1].clamp(SCORE_EPS, 1 - SCORE_EPS)
-    head = {"heatmap": torch.log(score) - torch.log1p(-score), "box": maps[:, 1:7], "rot": maps[:, 7:9]}
-    boxes, scores = decode(head, grid, min(top_k, maps.shape[2] * maps.shape[3]))
+    boxes, scores = decode(head_of_maps(maps), grid, min(top_k, maps.shape[2] * maps.shape[3]))
     return boxes.double().numpy(), scores.double().numpy()
 
 

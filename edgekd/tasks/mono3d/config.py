@@ -82,6 +82,8 @@ class Mono3dTeacher(StrictModel):
 
     checkpoint: Optional[Path] = Field(None, description="a LidarDetector state_dict to load instead of training")
     train: TrainConfig = TrainConfig(epochs=20, batch_size=32, lr=2e-3, weight_decay=1e-4, grad_clip=10.0)
+    mirror: float = Field(0.5, ge=0, le=1, description="probability of SECOND's random left-right flip of the "
+                          "point cloud and boxes (without it the teacher memorises the training scenes)")
 
 
 class Mono3dAssistant(StrictModel):
@@ -142,6 +144,7 @@ class Mono3dArm(StrictModel):
 
 def _default_arms() -> list[Mono3dArm]:
     return [
+        Mono3dArm(name="no_kd", imd=False, cmrd=False, logit_kd=False),  # the same short schedule without KD
         Mono3dArm(name="imd_only", cmrd=False),
         Mono3dArm(name="cmrd_only", imd=False),
         Mono3dArm(name="imd+cmrd"),

@@ -141,7 +141,8 @@ def normalise(images: np.ndarray) -> np.ndarray:
 class SceneDataset(Dataset):
     """(image, LiDAR depth (m), pillars, targets, foreground) per scene.
 
-    targets (10, Zh, Xh): Gaussian heatmap (1), box (6), rot (2), centre mask (1) on the head grid;
+    targets (11, Zh, Xh): Gaussian heatmap (1), box (6), yaw axis (2), direction (1), centre mask (1) on the head
+    grid;
     foreground (1, H/4, W/4): 1 inside a Car's 2D box (the depth loss's fg weight).
     """
 
@@ -163,9 +164,12 @@ class SceneDataset(Dataset):
         pillars = torch.from_numpy(a.pillars[index].astype(np.float32))
         return image, depth, pillars, self.targets(index), self.foreground(index, depth.shape[1:])
 
+    def boxes(self, index: int) -> np.ndarray:
+        """(M, 7) Car boxes (h, w, l, x, y, z, ry) of the scene at array `index`."""
+        return self.arrays.boxes[self._boxes[index]]
+
     def targets(self, index: int) -> torch.Tensor:
-        maps = centre_targets(torch.from_numpy(self.arrays.boxes[self._boxes[index]]).double(), self.head_grid)
-        return torch.cat([maps["heatmap"], maps["box"], maps["rot"], maps["mask"]]).float()
+        return target_maps(self.boxes(index), self.head_grid)
 
     def foreground(self, index: int, shape: tuple[int, int]) -> torch.Tensor:
         rows, cols = shape[0] // FEATURE_STRIDE, shape[1] // FEATURE_STRIDE
@@ -173,6 +177,49 @@ class SceneDataset(Dataset):
         for x1, y1, x2, y2 in self.arrays.boxes_2d[self._boxes[index]] / FEATURE_STRIDE:
             mask[0, int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))] = 1.0
         return mask
+
+
+def target_maps(boxes: np.ndarray, head_grid: BevGrid) -> torch.Tensor:
+    """(11, Zh, Xh) stacked heatmap, box, yaw-axis, direction and mask targets of boxes (M, 7)."""
+    maps = centre_targets(torch.from_numpy(boxes).double(), head_grid)
+    return torch.cat([maps["heatmap"], maps["box"], maps["rot"], maps["dir"], maps["mask"]]).float()
+
+
+def mirror_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Boxes (h, w, l, x, y, z, ry) mirrored in the camera's y-z plane: x → −x, ry → π − ry (in [−π, π))."""
+    out = boxes.copy()
+    out[:, 3] = -boxes[:, 3]
+    out[:, 6] = np.mod(np.pi - boxes[:, 6] + np.pi, 2 * np.pi) - np.pi
+    return out
+
+
+class MirroredLidarScenes(Dataset):
+    """The LiDAR teacher's training scenes with SECOND's random flip: with `probability`, the pillar grid and the
+    boxes are mirrored left-right (x → −x).
+
+    Pillar features (occupancy, heights, log count) do not change under the mirror, and the grid is mirrored
+    exactly when `x_range` is symmetric about the camera (checked). The camera image is not mirrored — the
+    principal point is not at the image centre, so a flipped image would not match the flipped boxes — so the
+    image, depth and foreground slots hold empty tensors: only a LiDAR-input objective can read these items.
+    """
+
+    def __init__(self, scenes: SceneDataset, probability: float = 0.5) -> None:
+        x_low, x_high = scenes.head_grid.x_range
+        if abs(x_low + x_high) > 1e-6:
+            raise EdgekdError(f"the LiDAR mirror needs a BEV x_range symmetric about 0, got {scenes.head_grid.x_range}")
+        self.scenes, self.probability = scenes, probability
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
+        index = int(self.scenes.indices[item])
+        pillars = torch.from_numpy(self.scenes.arrays.pillars[index].astype(np.float32))
+        boxes = self.scenes.boxes(index)
+        if torch.rand(()) < self.probability:  # the global RNG: seeded by the training loop, per worker by torch
+            pillars, boxes = pillars.flip(-1), mirror_boxes(boxes)
+        empty = torch.empty(0)
+        return empty, empty, pillars, target_maps(boxes, self.scenes.head_grid), empty
 
 
 class QatScenes(Dataset):

@@ -6,7 +6,7 @@ in every epoch: recomputing them on each step is most of what makes a TAKD step 
 distill and ablation stages compute them in one pass over the scenes they train on
 (`edgekd.distill.teacher_cache`) and hand them to `TakdObjective` with each batch.
 
-The cache lives in memory: 2 · bev_channels · BEV cells + 9 head maps per scene, float32 (about 0.55 MB per scene
+The cache lives in memory: 2 · bev_channels · BEV cells + 10 head maps per scene, float32 (about 0.55 MB per scene
 at the default widths, 1.6 GB for 3,000 scenes). Above `teacher_cache.MAX_CACHE_BYTES` the stages compute them on
 every step as before and say so.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-HEAD_KEYS = ("heatmap", "box", "rot")
+HEAD_KEYS = ("heatmap", "box", "rot", "dir")
 
 
 def frozen_outputs(teacher: nn.Module, assistant: nn.Module, batch) -> dict[str, torch.Tensor]:

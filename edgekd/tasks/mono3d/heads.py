@@ -7,8 +7,16 @@ shapes. The logit KD's "anchors with teacher score > 0.1" become heatmap cells w
 Per feature-grid cell (row along z, column along x) the head predicts
     heatmap  (1): Car centre logit;
     box      (6): centre offset inside the cell (dx, dz in cells), bottom-centre y (m), log h, log w, log l (m);
-    rot      (2): sin ry, cos ry  (KITTI rotation about the camera y axis).
+    rot      (2): sin 2ry, cos 2ry — the yaw's axis, defined modulo π (KITTI rotation about the camera y axis);
+    dir      (1): direction logit, positive when the car faces the axis angle itself (cos ry > 0).
 Decoded boxes are KITTI-ordered (h, w, l, x, y, z, ry) in camera coordinates, with the heatmap score.
+
+Why the axis and the direction apart (SECOND's sine-error angle plus direction classifier, in center-head form): a
+cuboid's footprint, and so every IoU-based AP, is the same at ry and ry + π, while front and back may be hard or
+impossible to tell apart — the LiDAR sees a car's shape, not its lights. Regressing (sin ry, cos ry) asks for that
+distinction in the regression itself: where a network cannot make it, the least-L1 answer is near (0, 0) and the
+decoded yaw is arbitrary, so the boxes miss at IoU 0.7. The axis is learnable from shape alone; the direction only
+decides the sign.
 """
 
 from __future__ import annotations
@@ -24,12 +32,13 @@ from edgekd.tasks.mono3d.lift import BevGrid
 
 BOX_CHANNELS = 6
 ROT_CHANNELS = 2
+DIR_CHANNELS = 1
 CAR_SIZE_HWL = (1.5, 1.6, 3.9)  # mean car (h, w, l) in metres: the size branch starts there
 PRIOR_SCORE = 0.01  # initial heatmap probability (focal-loss prior, as in RetinaNet / CenterNet)
 
 
 class CenterHead(nn.Module):
-    """Shared 3×3 conv, then 1×1 convs to the heatmap, box and rotation maps."""
+    """Shared 3×3 conv, then 1×1 convs to the heatmap, box, yaw-axis and direction maps."""
 
     def __init__(self, in_channels: int, hidden: int = 32) -> None:
         super().__init__()
@@ -37,13 +46,14 @@ class CenterHead(nn.Module):
         self.heatmap = nn.Conv2d(hidden, 1, 1)
         self.box = nn.Conv2d(hidden, BOX_CHANNELS, 1)
         self.rot = nn.Conv2d(hidden, ROT_CHANNELS, 1)
+        self.dir = nn.Conv2d(hidden, DIR_CHANNELS, 1)
         nn.init.constant_(self.heatmap.bias, -math.log((1 - PRIOR_SCORE) / PRIOR_SCORE))
         with torch.no_grad():
             self.box.bias.copy_(torch.tensor([0.5, 0.5, 1.65, *(math.log(s) for s in CAR_SIZE_HWL)]))
 
     def forward(self, bev: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.shared(bev)
-        return {"heatmap": self.heatmap(x), "box": self.box(x), "rot": self.rot(x)}
+        return {"heatmap": self.heatmap(x), "box": self.box(x), "rot": self.rot(x), "dir": self.dir(x)}
 
 
 def feature_grid(grid: BevGrid, bev_stride: int) -> BevGrid:
@@ -68,10 +78,11 @@ def decode(head: dict[str, torch.Tensor], grid: BevGrid, top_k: int = 32) -> tup
     row = row_index.to(heat.dtype)
     box = _gather(head["box"], index)
     rot = _gather(head["rot"], index)
+    facing = _gather(head["dir"], index)[:, 0]
     x = grid.x_range[0] + (col + box[:, 0]) * grid.cell
     z = grid.z_range[0] + (row + box[:, 1]) * grid.cell
     hwl = torch.exp(box[:, 3:6])
-    ry = atan2(rot[:, 0], rot[:, 1])
+    ry = yaw_of(rot[:, 0], rot[:, 1], facing)
     boxes = torch.stack([hwl[:, 0], hwl[:, 1], hwl[:, 2], x, box[:, 2], z, ry], dim=-1)
     return boxes, scores
 
@@ -89,6 +100,15 @@ def _gather(maps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """(N, C, K): the channels of `maps` (N, C, H, W) at flat cell indices (N, K)."""
     flat = maps.flatten(2)
     return flat.gather(2, index.unsqueeze(1).expand(-1, flat.shape[1], -1))
+
+
+def yaw_of(sin2: torch.Tensor, cos2: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """ry in [−π, π) from the axis (sin 2ry, cos 2ry) and the direction logit: the axis angle atan2/2 in
+    (−π/2, π/2] where the direction is positive (cos ry > 0), the opposite angle where it is negative."""
+    axis = atan2(sin2, cos2) / 2
+    pi = torch.full_like(axis, math.pi)
+    opposite = torch.where(axis > 0, axis - pi, axis + pi)
+    return torch.where(direction >= 0, axis, opposite)
 
 
 def atan2(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -137,8 +137,8 @@ class StudentExport(nn.Module):
     """The deployable camera student: image (N, 3, H, W) in, camera path only.
 
     outputs="boxes": (boxes (N, K, 7), scores (N, K)) decoded in the graph (max-pool NMS, top-k);
-    outputs="maps": (score map sigmoid(heatmap) (N, 1, Zh, Xh), box (N, 6, Zh, Xh), rot (N, 2, Zh, Xh)), decoded
-    outside. Compare runtimes on "maps": on plateaus of equal-looking scores, a last-bit difference moves the
+    outputs="maps": (score map sigmoid(heatmap) (N, 1, Zh, Xh), box (N, 6, Zh, Xh), yaw axis (N, 2, Zh, Xh),
+    direction probability (N, 1, Zh, Xh)), decoded outside. Compare runtimes on "maps": on plateaus of equal-looking scores, a last-bit difference moves the
     max-pool peak, so decoded boxes can differ between runtimes even when every map agrees to 1e-6.
 
     Holds references to the camera path only — backbone, lift, collapse, BEV backbone, head (and the residual
@@ -163,5 +163,5 @@ class StudentExport(nn.Module):
             bev = bev + self.residual(lifted)
         head = self.head(self.backbone(bev))
         if self.outputs == "maps":
-            return torch.sigmoid(head["heatmap"]), head["box"], head["rot"]
+            return torch.sigmoid(head["heatmap"]), head["box"], head["rot"], torch.sigmoid(head["dir"])
         return decode(head, self.head_grid, self.top_k)

@@ -22,8 +22,9 @@ FROZEN_OUTPUTS = 5  # a batch's position of the cached frozen-model outputs, whe
 
 
 def split_targets(targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    """(N, 10, Zh, Xh) stacked targets → the dict `detection_loss` reads."""
-    return {"heatmap": targets[:, 0:1], "box": targets[:, 1:7], "rot": targets[:, 7:9], "mask": targets[:, 9:10]}
+    """(N, 11, Zh, Xh) stacked targets → the dict `detection_loss` reads."""
+    return {"heatmap": targets[:, 0:1], "box": targets[:, 1:7], "rot": targets[:, 7:9], "dir": targets[:, 9:10],
+            "mask": targets[:, 10:11]}
 
 
 def depth_bin_targets(depth: torch.Tensor, bins: DepthBins, stride: int = 4) -> torch.Tensor:

@@ -2,9 +2,10 @@
 
 The shared QAT stage applies one loss twice: against the training targets and against the float student's
 outputs. Here the two differ in form, told apart by their channel count:
-- ground truth (N, 10, Zh, Xh) = heatmap, box (6), rot (2), mask: the student's own detection loss;
-- float maps (N, 9, Zh, Xh) = score, box (6), rot (2): the logit KD of TAKD (quality focal loss to the float
-  scores, score-weighted regression of box and rotation), i.e. the float student teaches its int8 copy.
+- ground truth (N, 11, Zh, Xh) = heatmap, box (6), yaw axis (2), direction, mask: the student's own detection loss;
+- float maps (N, 10, Zh, Xh) = score, box (6), yaw axis (2), direction probability: the logit KD of TAKD (quality
+  focal loss to the float scores, score-weighted regression of box and yaw axis, score-weighted cross-entropy to
+  the float direction), i.e. the float student teaches its int8 copy.
 """
 
 from __future__ import annotations
@@ -12,16 +13,11 @@ from __future__ import annotations
 import torch
 
 from edgekd.distill.takd import logit_kd_terms
+from edgekd.tasks.mono3d.common import head_of_maps as head_of
 from edgekd.tasks.mono3d.objectives import split_targets
 from edgekd.tasks.mono3d.targets import detection_loss
 
-SCORE_EPS = 1e-6
-GT_CHANNELS, MAP_CHANNELS = 10, 9
-
-
-def head_of(maps: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Maps (N, 9, Zh, Xh) back to a head dict; the score turns back into a logit."""
-    return {"heatmap": torch.logit(maps[:, 0:1], eps=SCORE_EPS), "box": maps[:, 1:7], "rot": maps[:, 7:9]}
+GT_CHANNELS, MAP_CHANNELS = 11, 10
 
 
 def maps_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

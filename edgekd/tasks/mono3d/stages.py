@@ -12,7 +12,7 @@ from edgekd.distill.loop import fit
 from edgekd.models import count_parameters
 from edgekd.pipeline import StageContext
 from edgekd.tasks.mono3d import common
-from edgekd.tasks.mono3d.dataset import read_split
+from edgekd.tasks.mono3d.dataset import MirroredLidarScenes, read_split
 from edgekd.tasks.mono3d.kitti_eval import read_height_scale
 from edgekd.tasks.mono3d.objectives import DetectionObjective, TakdObjective
 
@@ -58,15 +58,17 @@ def _camera(ctx: StageContext, arrays) -> dict[str, Any]:
 
 
 def train_detector(ctx: StageContext, role: str, inputs: str, train_cfg, checkpoint=None,
-                   depth_weight: float = 0.0, desc: str = "") -> dict[str, Any]:
-    """Train one network on ground-truth boxes (or load `checkpoint`); weights and metrics into the stage folder."""
+                   depth_weight: float = 0.0, desc: str = "", dataset=None) -> dict[str, Any]:
+    """Train one network on ground-truth boxes (or load `checkpoint`); weights and metrics into the stage folder.
+    `dataset` defaults to the training scenes as they are."""
     cfg = common.ctx_net_config(ctx)
     model = common.build(role, cfg)
     history: list = []
     if checkpoint:
         model.load_state_dict(load_checkpoint(checkpoint))
     else:
-        result = fit(DetectionObjective(model, inputs, depth_weight), common.scenes(ctx, "train", cfg), train_cfg,
+        dataset = dataset if dataset is not None else common.scenes(ctx, "train", cfg)
+        result = fit(DetectionObjective(model, inputs, depth_weight), dataset, train_cfg,
                      seed=ctx.recipe.seed, checkpoint_dir=ctx.stage_dir / "checkpoints", desc=desc or role)
         history = result.history
     atomic_torch_save(model.state_dict(), ctx.stage_dir / common.WEIGHTS)
@@ -77,7 +79,9 @@ def train_detector(ctx: StageContext, role: str, inputs: str, train_cfg, checkpo
 
 def run_teacher(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.recipe.teacher
-    return train_detector(ctx, "teacher", "lidar", cfg.train, cfg.checkpoint, desc="LiDAR teacher")
+    scenes = common.scenes(ctx, "train", common.ctx_net_config(ctx))
+    dataset = MirroredLidarScenes(scenes, cfg.mirror) if cfg.mirror > 0 else scenes
+    return train_detector(ctx, "teacher", "lidar", cfg.train, cfg.checkpoint, desc="LiDAR teacher", dataset=dataset)
 
 
 def run_assistant(ctx: StageContext) -> dict[str, Any]:

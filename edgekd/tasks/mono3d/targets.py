@@ -1,8 +1,9 @@
 """Ground-truth targets and the detection loss of the center head (teacher and TA training, optional GT term).
 
 Targets are dense maps on the head's grid: a Gaussian heatmap per box centre (CenterNet radius rule), and the
-box/rotation regression values plus a mask at each centre cell. The loss is CenterNet's penalty-reduced focal
-loss on the heatmap and an L1 on box/rotation at centre cells, both normalised by the number of boxes.
+box/yaw-axis regression values, the direction class and a mask at each centre cell. The loss is CenterNet's
+penalty-reduced focal loss on the heatmap, an L1 on box and yaw axis, and SECOND's direction cross-entropy
+(weight 0.2) at centre cells, all normalised by the number of boxes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 
 import torch
 
-from edgekd.tasks.mono3d.heads import BOX_CHANNELS, ROT_CHANNELS
+from edgekd.tasks.mono3d.heads import BOX_CHANNELS, DIR_CHANNELS, ROT_CHANNELS
 from edgekd.tasks.mono3d.lift import BevGrid
 
 
@@ -29,13 +30,14 @@ def gaussian_radius(length: float, width: float, min_overlap: float = 0.1) -> fl
 def centre_targets(boxes: torch.Tensor, grid: BevGrid, min_radius: int = 1) -> dict[str, torch.Tensor]:
     """Dense targets for boxes (M, 7) = (h, w, l, x, y, z, ry) on the head's `grid`.
 
-    Returns heatmap (1, Zb, Xb), box (6, Zb, Xb), rot (2, Zb, Xb) and mask (1, Zb, Xb); boxes whose centre
-    lies outside the grid are skipped.
+    Returns heatmap (1, Zb, Xb), box (6, Zb, Xb), rot (2, Zb, Xb) = (sin 2ry, cos 2ry), dir (1, Zb, Xb) = 1 where
+    cos ry > 0, and mask (1, Zb, Xb); boxes whose centre lies outside the grid are skipped.
     """
     rows, cols = grid.shape
     heatmap = torch.zeros(1, rows, cols)
     box = torch.zeros(BOX_CHANNELS, rows, cols)
     rot = torch.zeros(ROT_CHANNELS, rows, cols)
+    direction = torch.zeros(DIR_CHANNELS, rows, cols)
     mask = torch.zeros(1, rows, cols)
     zz, xx = torch.meshgrid(torch.arange(rows).float(), torch.arange(cols).float(), indexing="ij")
     for h, w, l, x, y, z, ry in boxes.tolist():
@@ -50,9 +52,10 @@ def centre_targets(boxes: torch.Tensor, grid: BevGrid, min_radius: int = 1) -> d
         bump[(zz - row).abs() > radius] = 0
         heatmap[0] = torch.maximum(heatmap[0], bump)
         box[:, row, col] = torch.tensor([fx - col, fz - row, y, math.log(h), math.log(w), math.log(l)])
-        rot[:, row, col] = torch.tensor([math.sin(ry), math.cos(ry)])
+        rot[:, row, col] = torch.tensor([math.sin(2 * ry), math.cos(2 * ry)])
+        direction[0, row, col] = float(math.cos(ry) > 0)
         mask[0, row, col] = 1.0
-    return {"heatmap": heatmap, "box": box, "rot": rot, "mask": mask}
+    return {"heatmap": heatmap, "box": box, "rot": rot, "dir": direction, "mask": mask}
 
 
 def stack_targets(targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -72,12 +75,19 @@ def heatmap_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float 
     return (positive.sum() + negative.sum()) / peak.sum().clamp_min(1.0)
 
 
+DIRECTION_WEIGHT = 0.2  # SECOND's direction-classifier weight
+
+
 def detection_loss(head: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
                    reg_weight: float = 1.0) -> dict[str, torch.Tensor]:
-    """Heatmap focal loss + `reg_weight` × L1 on box and rotation at centre cells; 'total' sums them."""
+    """Heatmap focal loss + `reg_weight` × L1 on box and yaw axis + 0.2 × direction BCE at centre cells; 'total'
+    sums them."""
     heat = heatmap_focal_loss(head["heatmap"], targets["heatmap"])
     mask = targets["mask"]
     count = mask.sum().clamp_min(1.0)
     box = ((head["box"] - targets["box"]).abs() * mask).sum() / count
     rot = ((head["rot"] - targets["rot"]).abs() * mask).sum() / count
-    return {"heatmap": heat, "box": box, "rot": rot, "total": heat + reg_weight * (box + rot)}
+    facing = torch.nn.functional.binary_cross_entropy_with_logits(head["dir"], targets["dir"], reduction="none")
+    facing = DIRECTION_WEIGHT * (facing * mask).sum() / count
+    return {"heatmap": heat, "box": box, "rot": rot, "dir": facing,
+            "total": heat + reg_weight * (box + rot) + facing}
