@@ -201,3 +201,31 @@ def test_takd_switches_pick_the_terms_and_imd_detach_stops_its_gradient() -> Non
     assert all(p.grad is None for p in objective.assistant.parameters())  # the TA is a frozen target
     objective, batch = _takd(only_imd.model_copy(update={"imd_detach": True}))
     assert not objective(batch)["loss"].requires_grad                  # the official, detached IMD trains nothing
+
+
+def test_student_starts_from_the_assistant_except_its_residual_branch() -> None:
+    from edgekd.tasks.mono3d.stages import start_from
+
+    cfg = NetConfig(bev_channels=8, backbone_width=8, head_width=4, image_channels=4, camera_width=8)
+    torch.manual_seed(0)
+    assistant, student = common.build("assistant", cfg), common.build("student", cfg, residual_branch=True)
+    residual_before = {k: v.clone() for k, v in student.state_dict().items() if k.startswith("residual.")}
+    start_from(student, assistant)
+    state = student.state_dict()
+    for key, value in assistant.state_dict().items():
+        assert torch.equal(state[key], value), key
+    for key, value in residual_before.items():
+        assert torch.equal(state[key], value), key
+    wider = common.build("assistant", NetConfig(bev_channels=16, backbone_width=8, head_width=4, image_channels=4,
+                                                camera_width=8))
+    with pytest.raises(RuntimeError):
+        start_from(student, wider)
+
+
+def test_ablation_arms_carry_kd_switches_and_init_apart() -> None:
+    from edgekd.tasks.mono3d.config import Mono3dAblation
+
+    arms = {arm.name: arm for arm in Mono3dAblation().arms}
+    assert arms["no_kd"].init == "scratch" and arms["ta_init_no_kd"].init is None
+    assert arms["no_kd"].kd_switches() == {"imd": False, "cmrd": False, "logit_kd": False, "imd_detach": False}
+    assert "init" not in arms["imd_only"].kd_switches()

@@ -120,6 +120,9 @@ class Mono3dStudent(StrictModel):
     gt_weight: float = Field(1.0, ge=0)
     depth_weight: float = Field(0.0, ge=0, description="CaDDN depth focal loss (papers.md §6.4: 3.0)")
     fuse_residual: bool = Field(False, description="MonoTAKD's FFM: the residual branch joins the deployed graph")
+    init: Literal["assistant", "scratch"] = Field(
+        "assistant", description="start the TAKD student from the TA's weights (the official code's "
+        "--pretrained_img_model: camera backbone, collapse, BEV backbone, head) or from scratch")
 
     @model_validator(mode="after")
     def _some_loss(self) -> "Mono3dStudent":
@@ -140,11 +143,16 @@ class Mono3dArm(StrictModel):
     cmrd: bool = True
     logit_kd: bool = True
     imd_detach: bool = False
+    init: Optional[Literal["assistant", "scratch"]] = Field(None, description="None: the student's `init`")
+
+    def kd_switches(self) -> dict[str, bool]:
+        return self.model_dump(include={"imd", "cmrd", "logit_kd", "imd_detach"})
 
 
 def _default_arms() -> list[Mono3dArm]:
     return [
-        Mono3dArm(name="no_kd", imd=False, cmrd=False, logit_kd=False),  # the same short schedule without KD
+        Mono3dArm(name="no_kd", imd=False, cmrd=False, logit_kd=False, init="scratch"),  # the plain student
+        Mono3dArm(name="ta_init_no_kd", imd=False, cmrd=False, logit_kd=False),  # what starting from the TA gives
         Mono3dArm(name="imd_only", cmrd=False),
         Mono3dArm(name="cmrd_only", imd=False),
         Mono3dArm(name="imd+cmrd"),

@@ -112,12 +112,12 @@ def run_ablation(ctx: StageContext) -> dict[str, Any]:
     train_cfg = ctx.recipe.student.train.model_copy(update={"epochs": cfg.epochs})
     results, arms = {}, []
     for arm in cfg.arms:
-        switches = arm.model_dump(exclude={"name"})
+        switches, init = arm.kd_switches(), arm.init or ctx.recipe.student.init
         kd = ctx.recipe.student.kd.model_copy(update=switches)
         student, _ = train_takd(ctx, kd, train_cfg, dataset, ctx.stage_dir / "checkpoints" / arm.name,
-                                f"ablation {arm.name}")
+                                f"ablation {arm.name}", init)
         results[arm.name] = evaluate_model(ctx, student, "camera", f"ablation_{arm.name}")
-        arms.append({"name": arm.name, **switches})
+        arms.append({"name": arm.name, **switches, "init": init})
     atomic_write_json(ctx.stage_dir / "metrics.json", {
         "enabled": True, "epochs": cfg.epochs, "train_scenes": scenes, "arms": arms,
         "models": results, "table": table_rows(results)})

@@ -100,14 +100,27 @@ def frozen(ctx: StageContext, role: str):
     return common.load(role, common.ctx_net_config(ctx), ctx.stage_path(role) / common.WEIGHTS)
 
 
-def train_takd(ctx: StageContext, kd, train_cfg, dataset, checkpoint_dir, desc: str):
-    """A fresh camera student trained under TAKD with the switches in `kd`; returns (student, history)."""
+def train_takd(ctx: StageContext, kd, train_cfg, dataset, checkpoint_dir, desc: str, init: str = "assistant"):
+    """A camera student trained under TAKD with the switches in `kd`, started from the TA's weights
+    (init "assistant") or from scratch; returns (student, history)."""
     cfg, student_cfg = common.ctx_net_config(ctx), ctx.recipe.student
     student = common.build("student", cfg, residual_branch=kd.cmrd, fuse_residual=student_cfg.fuse_residual)
-    objective = TakdObjective(student, frozen(ctx, "teacher"), frozen(ctx, "assistant"), kd,
+    assistant = frozen(ctx, "assistant")
+    if init == "assistant":
+        start_from(student, assistant)
+    objective = TakdObjective(student, frozen(ctx, "teacher"), assistant, kd,
                               student_cfg.gt_weight, student_cfg.depth_weight)
     result = fit(objective, dataset, train_cfg, seed=ctx.recipe.seed, checkpoint_dir=checkpoint_dir, desc=desc)
     return student.eval(), result.history
+
+
+def start_from(student, assistant) -> None:
+    """Copy the TA's weights into the student: the two share the camera network, collapse, BEV backbone and head;
+    only the student's residual branch (absent from the TA) keeps its initialisation. The TA's depth head was never
+    trained (it lifts with LiDAR depth) and is copied as it is; the student's depth loss and IMD train it."""
+    missing, unexpected = student.load_state_dict(assistant.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("residual.") for key in missing):
+        raise RuntimeError(f"the TA does not match the student: missing {missing}, unexpected {unexpected}")
 
 
 def takd_scenes(ctx: StageContext, scenes):
@@ -125,8 +138,10 @@ def run_distill(ctx: StageContext) -> dict[str, Any]:
     """The camera student under TAKD from the frozen LiDAR teacher and TA, same data and epochs as the plain one."""
     cfg = ctx.recipe.student
     dataset = takd_scenes(ctx, common.scenes(ctx, "train", common.ctx_net_config(ctx)))
-    student, history = train_takd(ctx, cfg.kd, cfg.train, dataset, ctx.stage_dir / "checkpoints", "TAKD student")
+    student, history = train_takd(ctx, cfg.kd, cfg.train, dataset, ctx.stage_dir / "checkpoints", "TAKD student",
+                                  cfg.init)
     atomic_torch_save(student.state_dict(), ctx.stage_dir / common.WEIGHTS)
-    metrics = {"parameters": count_parameters(student), "history": history, "kd": cfg.kd.model_dump()}
+    metrics = {"parameters": count_parameters(student), "history": history, "kd": cfg.kd.model_dump(),
+               "init": cfg.init}
     atomic_write_json(ctx.stage_dir / "metrics.json", metrics)
     return {"parameters": metrics["parameters"], "final_loss": history[-1]["loss"]}
