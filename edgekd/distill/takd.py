@@ -125,20 +125,23 @@ def score_weighted_regression(student: torch.Tensor, teacher: torch.Tensor, teac
 
     s = sigmoid(teacher_logits), summed over classes (one class here).
     """
+    error = F.smooth_l1_loss(student, teacher.detach(), reduction="none", beta=beta)
+    return _score_weighted(error, teacher_logits, positive_score)
+
+
+def _score_weighted(error: torch.Tensor, teacher_logits: torch.Tensor, positive_score: float) -> torch.Tensor:
+    """Σ_cells [s > positive_score]·s·Σ_ch error / max(#positives, 1), batch mean; s = Σ_classes sigmoid(logits)."""
     score = torch.sigmoid(teacher_logits.detach()).sum(dim=1, keepdim=True)
-    positives = (score > positive_score).to(student.dtype)
-    error = F.smooth_l1_loss(student, teacher.detach(), reduction="none", beta=beta).sum(dim=1, keepdim=True)
-    return _per_sample_mean(error * score * positives, positives)
+    positives = (score > positive_score).to(error.dtype)
+    return _per_sample_mean(error.sum(dim=1, keepdim=True) * score * positives, positives)
 
 
 def score_weighted_bce(student: torch.Tensor, teacher: torch.Tensor, teacher_logits: torch.Tensor,
                        positive_score: float = POSITIVE_SCORE) -> torch.Tensor:
     """Σ_cells [s > 0.1]·s·BCE(student logit, sigmoid(teacher logit)) / max(#positives, 1), batch mean; s as in
     `score_weighted_regression`."""
-    score = torch.sigmoid(teacher_logits.detach()).sum(dim=1, keepdim=True)
-    positives = (score > positive_score).to(student.dtype)
     error = F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher.detach()), reduction="none")
-    return _per_sample_mean(error.sum(dim=1, keepdim=True) * score * positives, positives)
+    return _score_weighted(error, teacher_logits, positive_score)
 
 
 def logit_kd_terms(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor], *,

@@ -103,7 +103,7 @@ def _gather(maps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def yaw_of(sin2: torch.Tensor, cos2: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-    """ry in [−π, π) from the axis (sin 2ry, cos 2ry) and the direction logit: the axis angle atan2/2 in
+    """ry in (−π, π] from the axis (sin 2ry, cos 2ry) and the direction logit: the axis angle atan2/2 in
     (−π/2, π/2] where the direction is positive (cos ry > 0), the opposite angle where it is negative."""
     axis = atan2(sin2, cos2) / 2
     pi = torch.full_like(axis, math.pi)
