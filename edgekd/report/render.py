@@ -29,7 +29,8 @@ def ratios(report: Report) -> dict[str, float]:
 
 
 def to_markdown(report: Report) -> str:
-    """The whole report as Markdown: model table, ratio line, parity table, environment, notes."""
+    """The whole report as Markdown: model table, ratio line, deployments, parity, predicted latency, environment,
+    notes."""
     sections = [
         f"# edgekd report — {report.recipe} ({report.task})",
         f"Created {report.created} by edgekd {report.edgekd_version}; config `{report.config_hash[:12]}`.",
@@ -47,6 +48,8 @@ def to_markdown(report: Report) -> str:
         sections.append("## Quantization\n\n" + _quantization_section(report))
     if report.parity:
         sections.append("## Parity (exported file vs PyTorch)\n\n" + _parity_table(report.parity))
+    if report.predictions:
+        sections.append("## Predicted latency (calibrated device model, not measured)\n\n" + _predictions_table(report))
     sections.append("## Environment\n\n" + environment_line(report.environment))
     if report.notes:
         sections.append("## Notes\n\n" + "\n".join(f"- {note}" for note in report.notes))
@@ -203,6 +206,14 @@ def _parity_table(entries: list[ParityEntry]) -> str:
         for e in entries
     ]
     return _table(header, rows, right_from=3)
+
+
+def _predictions_table(report: Report) -> str:
+    header = ["model", "device", "runtime", "unit", "precision (computes)", "latency (ms)", "calibrated"]
+    rows = [[f"{p.role} ({p.variant})", p.device, p.runtime, p.unit, f"{p.precision} ({p.compute_precision})",
+             f"{p.latency_ms:.3f}", "yes" if p.calibrated else "**NO**"]
+            for p in sorted(report.predictions, key=lambda p: (p.device, p.runtime, p.unit, p.role, p.precision))]
+    return _table(header, rows, right_from=5)
 
 
 def abs_diff_cell(entry: ParityEntry) -> str:

@@ -140,3 +140,22 @@ def test_cpu_model_from_cpuinfo_per_architecture() -> None:
     rpi = "processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd0b\n\nHardware\t: BCM2835\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n"
     assert cpu_model(x86) == "AMD EPYC 7B13"
     assert cpu_model(rpi) == "Raspberry Pi 5 Model B Rev 1.0"
+
+
+def test_markdown_lists_predicted_latencies_as_predicted() -> None:
+    from edgekd.report.schema import Prediction
+
+    report = make_report()
+    assert "Predicted latency" not in to_markdown(report)
+    common = {"source": "export/onnx/student.onnx", "compute_precision": "fp32", "calibration_group": "g"}
+    report.predictions = [
+        Prediction(role="student", variant="float", precision="fp32", device="rpi5", runtime="onnxruntime",
+                   unit="cpu", latency_ms=12.186, calibrated=True, **common),
+        Prediction(role="student", variant="qat", precision="int8", device="jetson-orin-nano", runtime="ncnn",
+                   unit="gpu", latency_ms=2.05, calibrated=False, **common),
+    ]
+    text = to_markdown(report)
+    assert "## Predicted latency (calibrated device model, not measured)" in text
+    assert "| student (float) | rpi5 | onnxruntime | cpu | fp32 (fp32) | 12.186 | yes |" in text
+    assert "| student (qat) | jetson-orin-nano | ncnn | gpu | int8 (fp32) | 2.050 | **NO** |" in text
+    assert text.index("jetson-orin-nano") < text.index("| rpi5 |")      # sorted by device
