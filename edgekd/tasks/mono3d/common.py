@@ -20,7 +20,7 @@ from torch import nn
 from edgekd.artifacts import load_checkpoint
 from edgekd.pipeline import StageContext
 from edgekd.tasks.mono3d.dataset import SceneDataset, SplitArrays
-from edgekd.tasks.mono3d.heads import decode, feature_grid
+from edgekd.tasks.mono3d.heads import MAP_LAYOUT, decode, feature_grid
 from edgekd.tasks.mono3d.kitti_eval import evaluate_kitti
 from edgekd.tasks.mono3d.kitti_io import box_corners_3d, observation_angle, project_to_image
 from edgekd.tasks.mono3d.lift import BevGrid, DepthBins
@@ -107,8 +107,10 @@ def maps_of(head: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def head_of_maps(maps: torch.Tensor) -> dict[str, torch.Tensor]:
     """Maps (N, 10, Zh, Xh) back to a head dict: the probabilities turn back into logits."""
-    return {"heatmap": torch.logit(maps[:, 0:1], eps=SCORE_EPS), "box": maps[:, 1:7], "rot": maps[:, 7:9],
-            "dir": torch.logit(maps[:, 9:10], eps=SCORE_EPS)}
+    head = {name: maps[:, part] for name, part in MAP_LAYOUT.items()}
+    for name in ("heatmap", "dir"):
+        head[name] = torch.logit(head[name], eps=SCORE_EPS)
+    return head
 
 
 class TeacherMaps(nn.Module):

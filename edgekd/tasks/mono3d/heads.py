@@ -33,6 +33,12 @@ from edgekd.tasks.mono3d.lift import BevGrid
 BOX_CHANNELS = 6
 ROT_CHANNELS = 2
 DIR_CHANNELS = 1
+# Channel slices of the stacked maps: the deployed output holds the first four (score and direction as
+# probabilities); the training targets add the centre mask after them.
+MAP_LAYOUT = {"heatmap": slice(0, 1), "box": slice(1, 7), "rot": slice(7, 9), "dir": slice(9, 10)}
+MAP_CHANNELS = 10
+TARGET_LAYOUT = {**MAP_LAYOUT, "mask": slice(10, 11)}
+TARGET_CHANNELS = 11
 CAR_SIZE_HWL = (1.5, 1.6, 3.9)  # mean car (h, w, l) in metres: the size branch starts there
 PRIOR_SCORE = 0.01  # initial heatmap probability (focal-loss prior, as in RetinaNet / CenterNet)
 

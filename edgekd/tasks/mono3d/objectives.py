@@ -14,6 +14,7 @@ from torch import nn
 
 from edgekd.distill.takd import cmrd, depth_focal, imd, logit_kd_terms
 from edgekd.tasks.mono3d.frozen_cache import unpack
+from edgekd.tasks.mono3d.heads import TARGET_LAYOUT
 from edgekd.tasks.mono3d.lift import DepthBins, lidar_depth_probs
 from edgekd.tasks.mono3d.targets import detection_loss
 
@@ -23,8 +24,7 @@ FROZEN_OUTPUTS = 5  # a batch's position of the cached frozen-model outputs, whe
 
 def split_targets(targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """(N, 11, Zh, Xh) stacked targets → the dict `detection_loss` reads."""
-    return {"heatmap": targets[:, 0:1], "box": targets[:, 1:7], "rot": targets[:, 7:9], "dir": targets[:, 9:10],
-            "mask": targets[:, 10:11]}
+    return {name: targets[:, part] for name, part in TARGET_LAYOUT.items()}
 
 
 def depth_bin_targets(depth: torch.Tensor, bins: DepthBins, stride: int = 4) -> torch.Tensor:

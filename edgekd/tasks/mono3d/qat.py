@@ -14,10 +14,9 @@ import torch
 
 from edgekd.distill.takd import logit_kd_terms
 from edgekd.tasks.mono3d.common import head_of_maps as head_of
+from edgekd.tasks.mono3d.heads import MAP_CHANNELS, TARGET_CHANNELS as GT_CHANNELS
 from edgekd.tasks.mono3d.objectives import split_targets
 from edgekd.tasks.mono3d.targets import detection_loss
-
-GT_CHANNELS, MAP_CHANNELS = 11, 10
 
 
 def maps_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
