@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 MANIFEST_NAME = "manifest.json"
-_VERSIONED_PACKAGES = ("edgekd", "torch", "timm", "numpy", "onnx", "onnxruntime", "openvino", "nncf")
+_VERSIONED_PACKAGES = ("edgekd", "torch", "timm", "numpy", "onnx")  # plus every backend's runtime packages
 
 
 @contextlib.contextmanager
@@ -111,8 +111,11 @@ def sha256_json(obj: Any) -> str:
 
 
 def package_versions() -> dict[str, str]:
+    from edgekd.export import BACKENDS, backend_names  # here: the backends import this module
+
+    runtime_packages = [m for n in backend_names() for m in BACKENDS.get(n).doctor_modules]
     versions = {}
-    for name in _VERSIONED_PACKAGES:
+    for name in dict.fromkeys([*_VERSIONED_PACKAGES, *runtime_packages]):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     return versions

@@ -17,8 +17,9 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict
 
 from edgekd.errors import EdgekdError
+from edgekd.export import backend_for_runtime, runner_runtime_for
 from edgekd.profile.remote import (
-    RUNNER, SUFFIX_RUNTIME, ModelFiles, RefusedOnDevice, RemoteOptions, expect_args, require_ok, run_runner, upload,
+    RUNNER, ModelFiles, RefusedOnDevice, RemoteOptions, expect_args, require_ok, run_runner, upload,
 )
 from edgekd.profile.ssh import Session, connect, with_retries
 from edgekd.profile.targets import DeviceTarget
@@ -62,7 +63,7 @@ def collect_artifacts(source: Path) -> dict[str, Path]:
     root = source / "export" if (source / "export").is_dir() else source
     files = {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
              if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".tmp")}
-    if not any(Path(name).suffix in SUFFIX_RUNTIME for name in files):
+    if not any(runner_runtime_for(name) for name in files):
         raise EdgekdError(f"{root}: no .onnx or .xml artifacts to deploy")
     return files
 
@@ -87,7 +88,7 @@ def _deploy_once(files: dict[str, Path], hashes: dict[str, str], target: DeviceT
         checked = require_ok(target, _runner(session, folder, options, ["verify", *expect_args(hashes)]))
         environment = checked["environment"]
         items = []
-        for name in (n for n in files if Path(n).suffix in SUFFIX_RUNTIME):
+        for name in (n for n in files if runner_runtime_for(n)):
             items.append(_smoke(session, folder, name, hashes, options, input_shape))
             if environment.get("jetson") and name.endswith(".onnx"):
                 items.append(_engine(session, folder, name, files[name], hashes, environment, options))
@@ -101,8 +102,9 @@ def _runner(session: Session, folder: str, options: RemoteOptions, args: list[st
 
 def _smoke(session: Session, folder: str, name: str, hashes: dict[str, str], options: RemoteOptions,
            input_shape: Optional[tuple[int, ...]]) -> DeployItem:
-    runtime = SUFFIX_RUNTIME[Path(name).suffix]
-    own = {n: d for n, d in hashes.items() if n == name or n == str(Path(name).with_suffix(".bin"))}
+    runtime = runner_runtime_for(name)
+    companions = {str(Path(name).with_suffix(s)) for s in backend_for_runtime(runtime).companion_suffixes}
+    own = {n: d for n, d in hashes.items() if n == name or n in companions}
     shape = ["--input-shape", ",".join(map(str, input_shape))] if input_shape else []
     payload = _runner(session, folder, options, ["smoke", name, *expect_args(own), "--runtime", runtime, *shape])
     if payload.get("kind") == "hash":

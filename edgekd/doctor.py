@@ -7,20 +7,34 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# runtime name -> (import name, extra that installs it)
-RUNTIME_PACKAGES = {
-    "pytorch": ("torch", None),
-    "onnxruntime": ("onnxruntime", None),
-    "openvino": ("openvino", "openvino"),
-    "tensorrt": ("tensorrt", "tensorrt"),
-}
-EXTRA_PACKAGES = {
-    "openvino": ["openvino", "nncf"],
+# Extras that are not a backend's (a backend's extra and modules come from the registry, edgekd.export).
+OTHER_EXTRAS = {
     "yolo": ["ultralytics"],
     "remote": ["paramiko"],
-    "tensorrt": ["tensorrt"],
     "dev": ["pytest"],
 }
+
+
+def _runtime_packages() -> dict[str, tuple[str, str | None]]:
+    """runtime name -> (the module it is imported as, the extra that installs it); PyTorch first."""
+    from edgekd.export import BACKENDS, backend_names
+
+    packages: dict[str, tuple[str, str | None]] = {"pytorch": ("torch", None)}
+    for name in backend_names():
+        backend = BACKENDS.get(name)
+        packages[backend.runtime] = (backend.doctor_modules[0], backend.extra_name)
+    return packages
+
+
+def _extra_packages() -> dict[str, list[str]]:
+    from edgekd.export import BACKENDS, backend_names
+
+    extras = {}
+    for name in backend_names():
+        backend = BACKENDS.get(name)
+        if backend.extra_name:
+            extras[backend.extra_name] = list(dict.fromkeys(backend.doctor_modules))
+    return {**extras, **OTHER_EXTRAS}
 
 
 def _version(distribution: str) -> str | None:
@@ -36,7 +50,7 @@ def _importable(module: str) -> bool:
 
 def runtimes() -> list[dict[str, Any]]:
     rows = []
-    for name, (module, extra) in RUNTIME_PACKAGES.items():
+    for name, (module, extra) in _runtime_packages().items():
         available = _importable(module)
         hint = "" if available else (f"pip install 'edgekd[{extra}]'" if extra else f"pip install {module}")
         rows.append({"runtime": name, "available": available, "version": _version(module), "hint": hint})
@@ -45,7 +59,7 @@ def runtimes() -> list[dict[str, Any]]:
 
 def extras() -> list[dict[str, Any]]:
     rows = []
-    for extra, packages in EXTRA_PACKAGES.items():
+    for extra, packages in _extra_packages().items():
         missing = [p for p in packages if _version(p) is None]
         rows.append({"extra": extra, "installed": not missing, "missing": missing})
     return rows

@@ -13,14 +13,16 @@ from rich.table import Table
 from edgekd import api
 from edgekd.cli.common import JsonOpt, RunsDirOpt, SetOpt, err, guarded, out
 from edgekd.errors import CheckFailed, EdgekdError
+from edgekd.export import PRECISIONS, backend_names
 
 BackendOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--backend", "-b", help="onnx | openvino | tensorrt (repeatable; default: all three)."),
+    typer.Option("--backend", "-b", help=f"{' | '.join(backend_names())} (repeatable; default: all of them)."),
 ]
 PrecisionOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--precision", "-p", help="fp32 | fp16 | int8 (repeatable; default: fp32 and fp16 where supported)."),
+    typer.Option("--precision", "-p", help=f"{' | '.join(PRECISIONS)} (repeatable; default: fp32 and fp16 where "
+                                           "supported)."),
 ]
 
 
@@ -43,7 +45,7 @@ def export_command(
     runs_dir: RunsDirOpt = api.DEFAULT_RUNS_DIR,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export to ONNX Runtime, OpenVINO and TensorRT with a parity check per file (exit 1 when one fails).
+    """Export to every backend (ONNX Runtime, OpenVINO, TensorRT) with a parity check per file (exit 1 when one fails).
 
     A recipe runs its pipeline up to the export stage (resuming what is done). A timm model is exported
     on its own: `edgekd export timm:mobilenetv3_large_100 --input-shape 1,3,224,224`.
@@ -72,7 +74,7 @@ def _export_model(spec, backend, precision, input_shape, weights, calibration, o
     from edgekd.export.standalone import build_model_spec
 
     shape = _shape(input_shape)
-    backends = _backends(backend or ["onnx", "openvino", "tensorrt"], precision, EXPORTERS)
+    backends = _backends(backend or backend_names(), precision, EXPORTERS)
     calib = _load_npy(calibration, shape) if calibration else None
     model = build_model_spec(spec, weights)
     folder = out_dir or Path(api.DEFAULT_RUNS_DIR) / "export" / spec.replace(":", "-")
@@ -118,12 +120,21 @@ def _load_npy(path: Path, shape: tuple[int, ...]):
 
 
 def _table(rows) -> Table:
-    table = Table("backend", "precision", "status", "max |Δ|", "budget", "size", "file / note", title="edgekd export")
+    table = Table("backend", "precision", "status", "max |Δ|", "budget", "int8 kernels", "size", "file / note",
+                  title="edgekd export")
     for row in rows:
         mark = {"passed": "[green]passed[/green]", "failed": "[bold red]FAILED[/bold red]"}.get(row.status, row.status)
-        diff = "-" if row.max_abs_diff is None else f"{row.max_abs_diff:.2e}"
-        budget = "-" if row.budget is None else f"{row.budget:.0e}"
+        parity = row.parity or {}
+        diff = "-" if parity.get("max_abs_diff") is None else f"{parity['max_abs_diff']:.2e}"
+        budget = "-" if parity.get("budget_max_abs_diff") is None else f"{parity['budget_max_abs_diff']:.0e}"
         size = "-" if row.size_bytes is None else f"{row.size_bytes / 2**20:.2f} MiB"
         note = row.path if row.status in ("passed", "bundle") else (row.reason or row.path or "")
-        table.add_row(row.backend, row.precision, mark, diff, budget, size, escape(str(note)))
+        table.add_row(row.backend, row.precision, mark, diff, budget, _kernels(row), size, escape(str(note)))
     return table
+
+
+def _kernels(row) -> str:
+    kernels, quantized = row.extra.get("kernels"), row.extra.get("quantized_by_qat")
+    if not kernels or not quantized:
+        return "-"
+    return f"{kernels['int8_convs']}/{quantized['convs']} convs"

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from edgekd.cli.common import JsonOpt, guarded, out
 from edgekd.errors import EdgekdError
+from edgekd.export import PRECISIONS, all_runtime_names
 from edgekd.registry import unknown_name_message
 
 _PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "data" / "device_latency_calibration.csv"
@@ -26,8 +27,8 @@ PathOpt = Optional[Path]
 def predict_command(
     model: Annotated[PathOpt, typer.Argument(help="ONNX model file.", show_default=False)] = None,
     device: Annotated[Optional[str], typer.Option("--device", "-d", help="Device id or YAML path.")] = None,
-    runtime: Annotated[str, typer.Option("--runtime", "-r", help="onnxruntime|openvino|tensorrt|pytorch|tflite|ncnn")] = "onnxruntime",
-    precision: Annotated[str, typer.Option("--precision", "-p", help="fp32|fp16|int8")] = "fp32",
+    runtime: Annotated[str, typer.Option("--runtime", "-r", help="|".join(all_runtime_names()))] = "onnxruntime",
+    precision: Annotated[str, typer.Option("--precision", "-p", help="|".join(PRECISIONS))] = "fp32",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores of the mode).")] = None,
     unit: Annotated[Optional[str], typer.Option(help="cpu|gpu (default: the runtime's default on the device).")] = None,
     power_mode: Annotated[Optional[str], typer.Option(help="nvpmodel / clock mode from the device YAML.")] = None,

@@ -16,9 +16,10 @@ from edgekd.cli.remote_options import (
     RemotePythonOpt, TrtexecOpt, parse_shape, remote_options, resolve_targets,
 )
 from edgekd.errors import EdgekdError
+from edgekd.export import runtime_names
 
 RuntimeOpt = Annotated[
-    Optional[str], typer.Option("--runtime", help="onnxruntime | openvino | tensorrt (default: from the file suffix).")
+    Optional[str], typer.Option("--runtime", help=f"{' | '.join(runtime_names())} (default: from the file suffix).")
 ]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="Inference threads (default: every usable core).")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed runs before timing.")]

@@ -14,11 +14,12 @@ from typing import Generic, Literal, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RUNTIMES = ("onnxruntime", "openvino", "tensorrt", "pytorch", "tflite", "ncnn")
-PRECISIONS = ("fp32", "fp16", "int8")
+from edgekd.export import PRECISIONS, all_runtime_names  # noqa: E402  (the registry defines the names)
+
+RUNTIMES = tuple(all_runtime_names())
 UNITS = ("cpu", "gpu", "dla")
-Runtime = Literal["onnxruntime", "openvino", "tensorrt", "pytorch", "tflite", "ncnn"]
-Precision = Literal["fp32", "fp16", "int8"]
+Runtime = Literal[RUNTIMES]  # type: ignore[valid-type]
+Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
 Unit = Literal["cpu", "gpu", "dla"]
 T = TypeVar("T")
 

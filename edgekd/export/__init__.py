@@ -1,27 +1,87 @@
-"""Exporters: `EXPORTERS.get("onnx").export(model, example, path)`.
+"""The backend registry: `BACKENDS.get("onnx").export(model, example, path)`.
 
-Backends are registered here, so users never import a backend module for its side effect.
-No backend imports onnx/openvino/tensorrt until it exports.
+Each backend is one module with one `Exporter` subclass (edgekd.export.base says what it owns); it is
+registered here by listing its module in BACKEND_MODULES, so users never import a backend module for its
+side effect. No backend imports onnx/openvino/tensorrt until it exports. Runtime names, precisions and the
+file suffix → runtime map are read from here by the recipe schema, the CLI, `doctor`, profiling and the report.
 """
 
 from __future__ import annotations
 
-from edgekd.export.base import Exporter, ExportResult
-from edgekd.registry import Registry
+import importlib
+from pathlib import Path
+from edgekd.errors import EdgekdError
+from edgekd.export.base import PRECISIONS, Exporter, ExportResult
+from edgekd.registry import Registry, unknown_name_message
 
-EXPORTERS: Registry[Exporter] = Registry("exporter")
+BACKENDS: Registry[Exporter] = Registry("backend")
+EXPORTERS = BACKENDS  # the name earlier code and notebooks use
+# module → class: adding a backend is one file plus its line here (docs/decisions.md, "Adding a backend").
+BACKEND_MODULES = {
+    "onnx": "OnnxExporter",
+    "openvino": "OpenVinoExporter",
+    "tensorrt": "TensorRtExporter",
+}
+# Runtimes the device latency model has calibration points for (devices/*.yaml) that no backend exports to yet:
+# a report can predict them, edgekd cannot make their files.
+PREDICTION_ONLY_RUNTIMES = ("pytorch", "tflite", "ncnn")
 
 
 def _register_backends() -> None:
-    from edgekd.export.onnx import OnnxExporter
-    from edgekd.export.openvino import OpenVinoExporter
-    from edgekd.export.tensorrt import TensorRtExporter
-
-    EXPORTERS.register("onnx")(OnnxExporter())
-    EXPORTERS.register("openvino")(OpenVinoExporter())
-    EXPORTERS.register("tensorrt")(TensorRtExporter())
+    for module, cls in BACKEND_MODULES.items():
+        backend = getattr(importlib.import_module(f"edgekd.export.{module}"), cls)()
+        BACKENDS.register(backend.name)(backend)
 
 
 _register_backends()
 
-__all__ = ["EXPORTERS", "Exporter", "ExportResult"]
+
+def backend_names() -> list[str]:
+    return list(BACKEND_MODULES)
+
+
+def runtime_names() -> list[str]:
+    """The runtimes edgekd exports to, in registration order."""
+    return [BACKENDS.get(name).runtime for name in BACKEND_MODULES]
+
+
+def all_runtime_names() -> list[str]:
+    """Exported-to runtimes, then those the latency model can only predict."""
+    return [*runtime_names(), *PREDICTION_ONLY_RUNTIMES]
+
+
+def backend_for_runtime(runtime: str) -> Exporter:
+    for name in BACKEND_MODULES:
+        if BACKENDS.get(name).runtime == runtime:
+            return BACKENDS.get(name)
+    raise EdgekdError(unknown_name_message("runtime", runtime, runtime_names()))
+
+
+def local_runtimes() -> list[str]:
+    """Runtimes whose files this host can execute (parity and timing)."""
+    return [BACKENDS.get(name).runtime for name in BACKEND_MODULES if BACKENDS.get(name).runs_here()]
+
+
+def runtime_for_file(path: str | Path) -> str:
+    """The runtime that executes a file, by its suffix (.onnx: ONNX Runtime, .xml: OpenVINO, .engine: TensorRT)."""
+    suffix = Path(path).suffix
+    for name in BACKEND_MODULES:
+        if BACKENDS.get(name).file_suffix == suffix:
+            return BACKENDS.get(name).runtime
+    known = ", ".join(BACKENDS.get(name).file_suffix for name in BACKEND_MODULES)
+    raise EdgekdError(f"{Path(path).name}: no runtime edgekd knows runs '{suffix}' files ({known})")
+
+
+def runner_runtime_for(path: str | Path) -> str | None:
+    """The runtime the device runner executes a file under (.onnx: onnxruntime, .xml: openvino); None when the
+    device runner does not run files of that kind."""
+    for name in BACKEND_MODULES:
+        backend = BACKENDS.get(name)
+        if backend.remote_runner and Path(path).suffix == backend.file_suffix:
+            return backend.remote_runner
+    return None
+
+
+__all__ = ["BACKENDS", "EXPORTERS", "Exporter", "ExportResult", "PRECISIONS", "backend_for_runtime", "backend_names",
+           "runtime_names", "all_runtime_names", "local_runtimes", "runtime_for_file",
+           "runner_runtime_for"]

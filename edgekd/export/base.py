@@ -1,6 +1,12 @@
-"""The exporter contract: a capability table, an availability check, and one public `export()`.
+"""The backend contract: one registered object per runtime edgekd ships files to.
 
-A backend subclasses `Exporter`, declares the precisions it can produce and implements `_export`.
+A backend owns everything about its runtime: the exporter and its capability table (the precisions it
+produces, those it refuses and why), the runtime that executes its files and how to open a session on
+this host (parity checks and timing share it), its file suffixes, the modules and pip extra it needs, the
+name the on-device runner knows it by, and the int8 placement its files start from. Everything else —
+the recipe schema, the CLI, `doctor`, profiling local and remote, the report — reads the registry in
+`edgekd.export` instead of spelling a runtime's name (docs/decisions.md, "Adding a backend").
+
 The public `export()` refuses what the backend cannot do — with the reason — instead of quietly
 producing something else (a request for int8 never comes back as fp32).
 """
@@ -11,9 +17,11 @@ import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from edgekd.errors import EdgekdError
+
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass
@@ -35,21 +43,55 @@ class ExportResult:
 
 
 class Exporter(ABC):
-    """One export backend. Instances are registered in `edgekd.export.EXPORTERS`.
+    """One backend. Instances are registered in `edgekd.export.BACKENDS` (alias `EXPORTERS`).
 
-    >>> from edgekd.export import EXPORTERS
-    >>> result = EXPORTERS.get("onnx").export(model, torch.zeros(1, 3, 64, 64), "runs/x/student.onnx")
+    >>> from edgekd.export import BACKENDS
+    >>> result = BACKENDS.get("onnx").export(model, torch.zeros(1, 3, 64, 64), "runs/x/student.onnx")
     """
 
-    name: str = ""
-    runtime: str = ""  # the runtime that executes what this backend writes
+    name: str = ""  # the recipe's export.backends key and `--backend`
+    runtime: str = ""  # the runtime that executes what this backend writes: export.deploy and profile.runtimes keys
     precisions: tuple[str, ...] = ()
     # Precisions this backend could be asked for but does not produce, each with the reason.
     refused: dict[str, str] = {}
+    default_precisions: tuple[str, ...] = ()  # what a recipe exports when it does not say
+    deploy_default: str = "auto"  # the recipe's export.deploy default for this runtime
     file_suffix: str = ""
+    companion_suffixes: tuple[str, ...] = ()  # files that must travel beside the primary one (OpenVINO's .bin)
     # Python modules the backend needs, and the pip extra that installs them (None: a core dependency).
     requires: tuple[str, ...] = ()
-    extra_name: str | None = None
+    extra_name: Optional[str] = None
+    doctor_modules: tuple[str, ...] = ()  # distributions `doctor` reports the versions of
+    # int8: the ONNX placement its file is made from (edgekd.export.int8_graph): "onnxruntime" or "explicit".
+    int8_placement: str = "explicit"
+    # The runtime name edgekd/profile/remote_runner.py runs this backend's files under on a device; None when
+    # the device route is another (TensorRT: trtexec).
+    remote_runner: Optional[str] = None
+    # Its files run on a CPU session on any host where its modules are installed (parity checks and timing
+    # here); False for a runtime that needs the device (TensorRT).
+    host_cpu: bool = False
+    # File suffixes the runtime executes, the backend's own first (OpenVINO also reads ONNX directly).
+    reads_suffixes: tuple[str, ...] = ()
+
+    def runs_here(self) -> bool:
+        """Whether this host can execute the backend's files now (parity checks and timing)."""
+        return False
+
+    def open_session(self, path: Path, *, threads: int, precision: str, static_shape: Optional[Sequence[int]] = None,
+                     pin_f32: bool = False) -> Any:
+        """A loaded model on this host's CPU (`edgekd.profile.sessions.Session`)."""
+        raise EdgekdError(f"{self.runtime} cannot run on this host: {self.missing_reason() or 'no local session'}")
+
+    def profile_on_device(self, files: Any, target: Any, settings: Any, options: Any) -> Any:
+        """Time `files` on a device over SSH when the runner script does not run this runtime (`remote_runner`
+        None); a backend with its own device route (TensorRT: trtexec) overrides this."""
+        raise EdgekdError(f"{self.runtime} has no device profiling route")
+
+    def device_bundle(self, onnx_path: Path, out_dir: Path, *, precision: str, input_name: str,
+                      input_shape: Sequence[int], settings: Any) -> Optional[dict[str, Any]]:
+        """Where the backend cannot build here: what the device needs to build the file itself, as
+        {"path", "sha256", "size_bytes", "errors", "note", "extra"}; None when the backend has no such route."""
+        return None
 
     def is_available(self) -> bool:
         return not self._missing_modules()

@@ -1,11 +1,18 @@
 """ONNX export: torch.export-based (dynamo) exporter first, TorchScript exporter as the fallback.
 
-The file is checked with `onnx.checker`, optionally simplified with onnxslim, stamped with its
-precision, and written atomically as one self-contained .onnx (weights embedded, no external data).
+The file is checked with `onnx.checker`, optionally simplified with onnxslim (a simplifier that fails
+leaves the graph as exported, and the record says why), stamped with its precision, and written
+atomically as one self-contained .onnx (weights embedded, no external data).
+
+int8 comes in two placements from the same quantized model (edgekd.export.int8_graph): `onnxruntime`
+(the default: quantizers where ONNX Runtime's CPU provider fuses int8 kernels; needs `calibration`
+inputs for the tensors QAT never quantized) and `explicit` (TensorRT's explicit-quantization placement,
+the source of the OpenVINO int8 IR and the TensorRT bundle). Both store weights as int8.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import tempfile
 import warnings
@@ -17,6 +24,7 @@ from edgekd.errors import EdgekdError
 from edgekd.export.base import Exporter, ExportResult
 
 MIN_OPSET = 17
+INT8_PLACEMENTS = ("onnxruntime", "explicit")
 # torch's dynamo exporter only implements opset >= 18; below that it "converts" and, when the conversion
 # fails, silently keeps 18. Asking for 17 therefore goes straight to the TorchScript exporter.
 DYNAMO_MIN_OPSET = 18
@@ -35,13 +43,29 @@ class OnnxExporter(Exporter):
         "fp16": "ONNX Runtime's CPU provider has few fp16 kernels and inserts casts around the rest; "
                 "export fp16 for OpenVINO or TensorRT instead",
     }
+    default_precisions = ("fp32", "int8")
     file_suffix = ".onnx"
     requires = ("onnx", "onnxscript")
+    doctor_modules = ("onnxruntime", "onnx", "onnxslim")
+    int8_placement = "onnxruntime"
+    remote_runner = "onnxruntime"
+    host_cpu = True
+    reads_suffixes = (".onnx",)
+
+    def runs_here(self) -> bool:
+        return importlib.util.find_spec("onnxruntime") is not None
+
+    def open_session(self, path, *, threads, precision, static_shape=None, pin_f32=False):
+        from edgekd.profile.sessions import OrtSession
+
+        return OrtSession(Path(path), threads)
 
     def _export(self, model, example_input, out_path, *, precision, opset, input_names, output_names,
-                simplify: bool = True, dynamic_batch: bool = True) -> ExportResult:
+                simplify: bool = True, dynamic_batch: bool = True, int8_placement: str = "onnxruntime",
+                calibration: Any = None) -> ExportResult:
         _check_opset(opset)
         _check_quantization(model, precision)
+        _check_placement(precision, int8_placement, calibration)
         args = example_input if isinstance(example_input, tuple) else (example_input,)
         was_training = model.training
         try:
@@ -53,16 +77,55 @@ class OnnxExporter(Exporter):
             model.train(was_training)
         _check(proto, f"the {extra['exporter']} exporter")
         extra["nodes"] = len(proto.graph.node)
-        if simplify:
-            proto = _slim(proto)
-            extra["nodes_simplified"] = len(proto.graph.node)
-        extra.update(simplified=simplify, requested_opset=opset, dynamic_batch=_has_dynamic_batch(proto))
-        _stamp(proto, {"edgekd.precision": precision})
+        stamp = {"edgekd.precision": precision}
+        if precision == "int8":
+            proto = _place_int8(proto, int8_placement, calibration, extra)
+            stamp["edgekd.int8_placement"] = int8_placement
+        # The ONNX Runtime placement is left as its quantizer wrote it: a simplifier that fused or renamed
+        # nodes around its Q/DQ pairs could undo the patterns the CPU provider fuses.
+        extra["simplified"] = False
+        if simplify and not (precision == "int8" and int8_placement == "onnxruntime"):
+            proto = _slim(proto, extra)
+            extra.update(simplified="simplify_failed" not in extra, nodes_simplified=len(proto.graph.node))
+        extra.update(requested_opset=opset, dynamic_batch=_has_dynamic_batch(proto))
+        _stamp(proto, stamp)
         _save(proto, out_path)
+        if precision == "int8":
+            from edgekd.export.int8_graph import int8_kernel_counts
+
+            extra["kernels"] = int8_kernel_counts(out_path)
         return ExportResult(
             backend=self.name, precision=precision, path=out_path, sha256=sha256_file(out_path),
             size_bytes=out_path.stat().st_size, opset=file_opset(proto), extra=extra,
         )
+
+
+def _check_placement(precision: str, placement: str, calibration: Any) -> None:
+    if precision != "int8":
+        return
+    if placement not in INT8_PLACEMENTS:
+        raise EdgekdError(f"int8 placement '{placement}' is not one of {', '.join(INT8_PLACEMENTS)}")
+    if placement == "onnxruntime" and (calibration is None or len(calibration) == 0):
+        raise EdgekdError("int8 ONNX for ONNX Runtime needs calibration inputs (calibration=, an array of network "
+                          "inputs) for the tensors QAT did not quantize; or int8_placement='explicit'")
+
+
+def _place_int8(proto, placement: str, calibration: Any, extra: dict[str, Any]) -> Any:
+    from edgekd.export.int8_graph import explicit_graph, onnxruntime_graph, quantized_weighted_ops
+
+    extra["quantized_by_qat"] = quantized_weighted_ops(proto)
+    if placement == "explicit":
+        extra["int8"] = {"placement": "explicit"}
+        return explicit_graph(proto)
+    try:
+        placed, info = onnxruntime_graph(proto, calibration)
+    except Exception as exc:  # the ONNX Runtime quantizer raises anything from shape inference to its own checks
+        if isinstance(exc, EdgekdError):
+            raise
+        raise EdgekdError(f"ONNX Runtime int8 placement failed — {_first_line(exc)}") from exc
+    extra["int8"] = info
+    _check(placed, "ONNX Runtime's quantizer")
+    return placed
 
 
 def _check_quantization(model, precision: str) -> None:
@@ -172,13 +235,27 @@ def _check(proto, producer: str) -> None:
         raise EdgekdError(f"{producer} produced an invalid ONNX graph: {_first_line(exc)}") from exc
 
 
-def _slim(proto) -> Any:
+def _slim(proto, extra: dict[str, Any]) -> Any:
+    """onnxslim's simplified graph; the graph as it was when onnxslim fails or writes an invalid one (a
+    simplifier is an optimisation), with the reason in `extra['simplify_failed']`."""
     try:
         import onnxslim
     except ImportError as exc:
         raise EdgekdError("simplify=True needs onnxslim: pip install onnxslim (or export with simplify=False)") from exc
-    slimmed = onnxslim.slim(proto)
-    _check(slimmed, "onnxslim")
+    import onnx
+
+    original = onnx.ModelProto()
+    original.CopyFrom(proto)  # onnxslim may modify its argument before it fails
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            slimmed = onnxslim.slim(proto)
+        _check(slimmed, "onnxslim")
+    except Exception as exc:  # onnxslim's passes raise anything (seen: TypeError in its conv-mul fusion)
+        extra["simplify_failed"] = f"onnxslim {getattr(onnxslim, '__version__', '')}: {_first_line(exc)}"
+        warnings.warn(f"ONNX simplification skipped, the graph is kept as exported — {extra['simplify_failed']}",
+                      stacklevel=2)
+        return original
     return slimmed
 
 

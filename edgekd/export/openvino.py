@@ -25,9 +25,23 @@ class OpenVinoExporter(Exporter):
     name = "openvino"
     runtime = "openvino"
     precisions = ("fp32", "fp16", "int8")
+    default_precisions = ("fp32", "fp16", "int8")
     file_suffix = ".xml"
+    companion_suffixes = (".bin",)
     requires = ("openvino",)
     extra_name = "openvino"
+    doctor_modules = ("openvino", "nncf")
+    remote_runner = "openvino"
+    host_cpu = True
+    reads_suffixes = (".xml", ".onnx")
+
+    def runs_here(self) -> bool:
+        return self.is_available()
+
+    def open_session(self, path, *, threads, precision, static_shape=None, pin_f32=False):
+        from edgekd.profile.sessions import OpenVinoSession
+
+        return OpenVinoSession(Path(path), threads, precision, static_shape, pin_f32)
 
     def _export(self, model, example_input, out_path, *, precision, opset, input_names, output_names,
                 source_onnx: str | Path | None = None, simplify: bool = True, dynamic_batch: bool = True) -> ExportResult:
@@ -40,7 +54,7 @@ class OpenVinoExporter(Exporter):
             onnx_path = Path(folder) / "model.onnx"
             OnnxExporter().export(model, example_input, onnx_path, precision=onnx_precision, opset=opset,
                                   input_names=input_names, output_names=output_names, simplify=simplify,
-                                  dynamic_batch=dynamic_batch)
+                                  dynamic_batch=dynamic_batch, int8_placement="explicit")
             return self._convert(onnx_path, out_path, precision)
 
     def _convert(self, onnx_path: Path, out_path: Path, precision: str) -> ExportResult:

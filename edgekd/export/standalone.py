@@ -7,38 +7,24 @@ inputs (a .npy of network inputs): a model is never quantized on random data beh
 >>> from edgekd.export.standalone import export_model, build_model_spec
 >>> model = build_model_spec("timm:resnet18")
 >>> rows = export_model(model, (1, 3, 224, 224), "runs/export/resnet18", {"onnx": ["fp32"], "openvino": ["fp16"]})
+
+The files are written and checked by the same orchestration as a recipe's export stage (edgekd.export.orchestrate).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from edgekd.artifacts import atomic_write_json, load_checkpoint, sha256_file
+from edgekd.artifacts import atomic_write_json, load_checkpoint
 from edgekd.errors import EdgekdError
+from edgekd.export.orchestrate import ExportRow
 
 DEFAULT_BUDGETS = {"fp32": 1e-3, "fp16": 2e-2, "int8": 1e-1}
 PARITY_SEED = 0
-
-
-@dataclass
-class ExportRow:
-    backend: str
-    precision: str
-    status: str  # passed | failed | bundle | refused
-    path: Optional[str] = None
-    size_bytes: Optional[int] = None
-    sha256: Optional[str] = None
-    max_abs_diff: Optional[float] = None
-    budget: Optional[float] = None
-    reason: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+ROLE = "model"
 
 
 def build_model_spec(spec: str, weights: Optional[Path] = None) -> Any:
@@ -74,35 +60,47 @@ def export_model(
     calibration: Optional[np.ndarray] = None,
     parity_inputs: Optional[np.ndarray] = None,
     parity_samples: int = 8,
-    budgets: Optional[dict[str, float]] = None,
+    budgets: Optional[dict[str, Any]] = None,
     opset: int = 18,
     target_tensorrt: str = "10.3",
     progress=None,
 ) -> list[ExportRow]:
-    """Write every (backend, precision) under `out_dir`, check each against PyTorch, return one row each."""
-    import torch
+    """Write every (backend, precision) under `out_dir`, check each against PyTorch, return one row each.
 
-    from edgekd.export import EXPORTERS
+    Files: `onnx/model.onnx`, `onnx/model.int8.onnx` (ONNX Runtime's int8 placement), `openvino/model.fp16.xml`,
+    `tensorrt/<precision>/` (the device bundle where TensorRT cannot build here); exports.json lists the rows.
+    `budgets` maps a precision to a ParityBudget (edgekd.recipe.common) replacing the default.
+    """
+    from edgekd.export.orchestrate import ExportSettings, ParitySpec, Source, export_one
 
     out_dir = Path(out_dir)
     _check_request(backends, calibration)
-    budgets = {**DEFAULT_BUDGETS, **(budgets or {})}
     inputs = parity_inputs if parity_inputs is not None else _random_inputs(input_shape, parity_samples)
-    example = torch.zeros(tuple(input_shape))
-    sources = {"float": model.eval()}
+    spec = ParitySpec(inputs, {**default_budgets(), **(budgets or {})})
+    settings = ExportSettings(opset=opset, tensorrt_target=target_tensorrt)
+    shape = tuple(input_shape)
+    sources = {"float": Source(ROLE, "float", model.eval(), shape)}
     if any("int8" in precisions for precisions in backends.values()):
-        sources["int8"] = _quantized(model, calibration, input_shape[0])
-    onnx_files: dict[str, Path] = {}
+        # int8 here is post-training quantization on the user's calibration inputs (no training loop to run QAT)
+        sources["int8"] = Source(ROLE, "ptq", _quantized(model, calibration, shape[0]), shape,
+                                 calibration=calibration, name=ROLE)
     rows = []
     for backend, precisions in backends.items():
-        exporter = EXPORTERS.get(backend)
         for precision in precisions:
             if progress:
                 progress(f"{backend} {precision}")
-            rows.append(_one(exporter, sources, onnx_files, backend, precision, example, out_dir, inputs,
-                             budgets[precision], opset, target_tensorrt))
+            source = sources["int8" if precision == "int8" else "float"]
+            rows.append(export_one(source, backend, precision, out_dir, spec, settings))
     atomic_write_json(out_dir / "exports.json", [row.to_dict() for row in rows])
     return rows
+
+
+def default_budgets() -> dict[str, Any]:
+    """Parity budgets per precision for a model without a recipe."""
+    from edgekd.recipe.common import ParityBudget
+
+    return {precision: ParityBudget(max_abs_diff=limit)  # no task metric here: its budget is never used
+            for precision, limit in DEFAULT_BUDGETS.items()}
 
 
 def _check_request(backends: dict[str, list[str]], calibration) -> None:
@@ -135,52 +133,3 @@ def _quantized(model, calibration: np.ndarray, batch: int) -> Any:
     step = max(1, batch)
     batches = [torch.from_numpy(data[i:i + step]) for i in range(0, len(data), step)]
     return quantize_ptq(model, batches)
-
-
-def _one(exporter, sources, onnx_files, backend, precision, example, out_dir, inputs, budget, opset,
-         target_tensorrt) -> ExportRow:
-    from edgekd.export.parity import check_parity
-
-    source = sources["int8" if precision == "int8" else "float"]
-    onnx_path = _onnx_for(sources, onnx_files, precision, example, out_dir, opset)
-    if backend == "tensorrt" and not exporter.is_available():
-        return _bundle(onnx_path, out_dir, precision, example, target_tensorrt, exporter)
-    if backend == "onnx":
-        path = onnx_path
-        result_extra, size, digest = {}, path.stat().st_size, sha256_file(path)
-    else:
-        target = out_dir / backend / f"model.{precision}{exporter.file_suffix}"
-        result = exporter.export(source, example, target, precision=precision, opset=opset, source_onnx=onnx_path)
-        path, result_extra, size, digest = result.path, result.extra, result.size_bytes, result.sha256
-    if exporter.runtime not in ("onnxruntime", "openvino"):
-        return ExportRow(backend, precision, "built", str(path), size, digest, reason="not runnable on this host")
-    parity = check_parity(source, path, inputs, runtime=exporter.runtime, precision=precision,
-                          max_abs_diff=budget, max_metric_delta=None)
-    status = "passed" if parity.passed else "failed"
-    return ExportRow(backend, precision, status, str(path), size, digest, parity.max_abs_diff, budget,
-                     parity.failure_reason(), {k: v for k, v in result_extra.items() if k in ("openvino", "exporter")})
-
-
-def _onnx_for(sources, onnx_files, precision, example, out_dir, opset) -> Path:
-    """The fp32 or Q/DQ int8 ONNX every backend starts from (written once per kind)."""
-    from edgekd.export import EXPORTERS
-
-    kind = "int8" if precision == "int8" else "fp32"
-    if kind not in onnx_files:
-        path = out_dir / "onnx" / f"model.{kind}.onnx"
-        EXPORTERS.get("onnx").export(sources["int8" if kind == "int8" else "float"], example, path,
-                                     precision=kind, opset=opset)
-        onnx_files[kind] = path
-    return onnx_files[kind]
-
-
-def _bundle(onnx_path, out_dir, precision, example, target_tensorrt, exporter) -> ExportRow:
-    from edgekd.export.tensorrt import write_device_bundle
-
-    bundle = write_device_bundle(onnx_path, out_dir / "tensorrt" / precision, precision=precision,
-                                 input_name="input", input_shape=tuple(example.shape), target_tensorrt=target_tensorrt)
-    errors = [f["message"] for f in bundle["lint"]["findings"] if f["severity"] == "error"]
-    status = "failed" if errors else "bundle"
-    reason = errors[0] if errors else f"build on the device: {bundle['command']}"
-    return ExportRow("tensorrt", precision, status, str(out_dir / "tensorrt" / precision / bundle["script"]),
-                     reason=reason, extra={"lint": bundle["lint"]["counts"], "missing": exporter.missing_reason()})

@@ -34,9 +34,32 @@ class TensorRtExporter(Exporter):
     name = "tensorrt"
     runtime = "tensorrt"
     precisions = ("fp32", "fp16", "int8")
+    default_precisions = ("fp16", "int8")
+    deploy_default = "int8"
     file_suffix = ".engine"
     requires = ("tensorrt",)
     extra_name = "tensorrt"
+    doctor_modules = ("tensorrt",)
+    # Engines are built and timed on the device with trtexec (edgekd.profile.remote_trt), not by the runner.
+    remote_runner = None
+    reads_suffixes = (".engine", ".onnx")  # on the device, trtexec builds the engine from the ONNX
+
+    def device_bundle(self, onnx_path, out_dir, *, precision, input_name, input_shape, settings):
+        bundle = write_device_bundle(
+            onnx_path, out_dir, precision=precision, input_name=input_name, input_shape=input_shape,
+            target_tensorrt=settings.tensorrt_target, workspace_mb=settings.tensorrt_workspace_mb,
+            dla_core=settings.tensorrt_dla_core,
+        )
+        errors = [f["message"] for f in bundle["lint"]["findings"] if f["severity"] == "error"]
+        return {"path": out_dir / bundle["script"], "sha256": bundle["onnx_sha256"],
+                "size_bytes": (out_dir / bundle["onnx"]).stat().st_size, "errors": errors,
+                "note": f"engine to be built on the device ({self.missing_reason()})",
+                "extra": {"command": bundle["command"], "lint": bundle["lint"]}}
+
+    def profile_on_device(self, files, target, settings, options):
+        from edgekd.profile.remote_trt import profile_tensorrt
+
+        return profile_tensorrt(files, target, settings, options)
 
     def is_available(self) -> bool:
         return super().is_available() and _cuda_gpu() is not None
@@ -78,7 +101,7 @@ def _export_onnx(model, example_input, path, precision, opset, input_names, outp
 
     OnnxExporter().export(model, example_input, path, precision="int8" if precision == "int8" else "fp32",
                           opset=opset, input_names=input_names, output_names=output_names, simplify=simplify,
-                          dynamic_batch=dynamic)
+                          dynamic_batch=dynamic, int8_placement="explicit")
     return path
 
 

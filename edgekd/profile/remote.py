@@ -31,8 +31,6 @@ __all__ = ["ProfileSettings", "RemoteOptions", "RefusedOnDevice", "FleetOutcome"
            "target_from_host"]
 
 RUNNER = Path(remote_runner.__file__)
-SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".xml": "openvino"}
-RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -87,9 +85,8 @@ class ModelFiles:
         path = Path(path)
         if not path.is_file():
             raise EdgekdError(f"artifact not found: {path}")
-        if path.suffix not in SUFFIX_RUNTIME:
-            raise EdgekdError(f"{path.name}: profiling takes an .onnx file or an OpenVINO .xml, not {path.suffix!r}")
-        files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
+        primary = _primary_backend(path)
+        files = [path] + [path.with_suffix(suffix) for suffix in primary.companion_suffixes]
         missing = [f.name for f in files if not f.is_file()]
         if missing:
             raise EdgekdError(f"{path.name}: {missing[0]} must be beside it")
@@ -97,13 +94,27 @@ class ModelFiles:
 
     def runtime(self, requested: Optional[str]) -> str:
         """The runtime to use; a runtime that cannot read this file is refused, never swapped."""
-        natural = SUFFIX_RUNTIME[self.primary.suffix]
+        from edgekd.export import backend_for_runtime, runtime_names
+
+        natural = _primary_backend(self.primary).runtime
         runtime = requested or natural
-        if runtime not in RUNTIMES:
-            raise EdgekdError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-        if self.primary.suffix == ".xml" and runtime != "openvino":
-            raise EdgekdError(f"{self.primary.name} is OpenVINO IR: it needs --runtime openvino, not {runtime}")
+        if runtime not in runtime_names():
+            raise EdgekdError(f"unknown runtime {runtime!r}; choose one of {', '.join(runtime_names())}")
+        if self.primary.suffix not in backend_for_runtime(runtime).reads_suffixes:
+            raise EdgekdError(f"{self.primary.name} is a {natural} file: it needs --runtime {natural}, not {runtime}")
         return runtime
+
+
+def _primary_backend(path: Path) -> Any:
+    """The backend whose own file format `path` is, among those a device can time."""
+    from edgekd.export import BACKENDS, backend_names
+
+    timed = [BACKENDS.get(n) for n in backend_names() if BACKENDS.get(n).remote_runner]
+    for backend in timed:
+        if path.suffix == backend.file_suffix:
+            return backend
+    accepted = " or ".join(b.file_suffix for b in timed)
+    raise EdgekdError(f"{path.name}: profiling takes a {accepted} file, not {path.suffix!r}")
 
 
 @dataclass
@@ -160,20 +171,24 @@ def _outcome(files: ModelFiles, target: DeviceTarget, settings: ProfileSettings,
 
 def _profile_files(files: ModelFiles, target: DeviceTarget, settings: ProfileSettings,
                    options: RemoteOptions) -> ProfileResult:
-    runtime = files.runtime(settings.runtime)
-    if runtime == "tensorrt":
-        from edgekd.profile.remote_trt import profile_tensorrt
+    from edgekd.export import backend_for_runtime
 
-        return profile_tensorrt(files, target, settings, options)
+    runtime = files.runtime(settings.runtime)
+    backend = backend_for_runtime(runtime)
+    if backend.remote_runner is None:  # a runtime with its own device route (TensorRT: trtexec)
+        return backend.profile_on_device(files, target, settings, options)
     payload = with_retries(target, options, lambda: _profile_once(files, target, settings, runtime, options))
     return _result(payload, files, target, settings, runtime)
 
 
 def _profile_once(files: ModelFiles, target: DeviceTarget, settings: ProfileSettings, runtime: str,
                   options: RemoteOptions) -> dict[str, Any]:
+    from edgekd.export import backend_for_runtime
+
     with connect(target, options) as session, remote_tempdir(session) as workdir:
         upload(session, {**files.paths, RUNNER.name: RUNNER}, workdir)
-        args = ["profile", files.primary.name, *expect_args(files.hashes), *settings.runner_args(runtime)]
+        runner_name = backend_for_runtime(runtime).remote_runner
+        args = ["profile", files.primary.name, *expect_args(files.hashes), *settings.runner_args(runner_name)]
         return require_ok(target, run_runner(session, workdir, options.python, args))
 
 

@@ -19,7 +19,6 @@ import numpy as np
 
 from edgekd.errors import EdgekdError
 
-RUNTIMES = ("onnxruntime", "openvino")
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
@@ -170,26 +169,31 @@ def _type_name(element_type: Any) -> str:
 
 def open_session(path: str | Path, runtime: str, *, threads: int = 2, precision: str = "fp32",
                  static_shape: Optional[Sequence[int]] = None, pin_f32: bool = False) -> Session:
-    """Load `path` with `runtime` on this host's CPU; EdgekdError for a missing file or unknown runtime.
+    """Load `path` with `runtime` on this host's CPU; EdgekdError for a missing file or a runtime that cannot
+    run here. The backend that owns `runtime` opens the session (edgekd.export.base.Exporter.open_session).
 
     `static_shape` fixes a dynamic input to the shape that will be run (OpenVINO), as profiling does.
     `pin_f32` makes OpenVINO compute in f32 whatever the file's precision (parity checks).
     """
+    from edgekd.export import backend_for_runtime, local_runtimes
+
     path = Path(path)
     if not path.is_file():
         raise EdgekdError(f"model file not found: {path}")
-    if runtime == "onnxruntime":
-        return OrtSession(path, threads)
-    if runtime == "openvino":
-        return OpenVinoSession(path, threads, precision, static_shape, pin_f32)
-    raise EdgekdError(f"runtime '{runtime}' cannot run on this host (local runtimes: {', '.join(RUNTIMES)})")
+    backend = backend_for_runtime(runtime)
+    if not backend.runs_here():
+        local = ", ".join(local_runtimes()) or "none"
+        raise EdgekdError(f"runtime '{runtime}' cannot run on this host (local runtimes: {local})")
+    return backend.open_session(path, threads=threads, precision=precision, static_shape=static_shape,
+                                pin_f32=pin_f32)
 
 
 def runtime_for(path: str | Path) -> str:
-    """The runtime that executes a file, by its format."""
-    suffix = Path(path).suffix
-    if suffix == ".onnx":
-        return "onnxruntime"
-    if suffix == ".xml":
-        return "openvino"
-    raise EdgekdError(f"{Path(path).name}: no local runtime runs '{suffix}' files (.onnx, .xml)")
+    """The runtime that executes a file on this host, by its format."""
+    from edgekd.export import local_runtimes, runtime_for_file
+
+    runtime = runtime_for_file(path)
+    if runtime not in local_runtimes():
+        raise EdgekdError(f"{Path(path).name}: {runtime} files do not run on this host "
+                          f"(local runtimes: {', '.join(local_runtimes())})")
+    return runtime

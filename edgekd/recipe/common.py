@@ -10,8 +10,14 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-RUNTIMES = ("onnxruntime", "openvino", "tensorrt", "pytorch", "tflite", "ncnn")
-PRECISIONS = ("fp32", "fp16", "int8")
+# Backend, runtime and precision names come from the backend registry (edgekd.export), the one place they are
+# defined; the Literals below are built from it, so a new backend is accepted by recipes without an edit here.
+from edgekd.export import BACKENDS, PRECISIONS, all_runtime_names, backend_names, runtime_names  # noqa: E402
+
+RUNTIMES = tuple(all_runtime_names())
+BackendName = Literal[tuple(backend_names())]  # type: ignore[valid-type]
+RuntimeName = Literal[tuple(runtime_names())]  # type: ignore[valid-type]
+PrecisionName = Literal[PRECISIONS]  # type: ignore[valid-type]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -77,7 +83,15 @@ class ParityBudget(StrictModel):
 
 
 def _default_backends() -> dict[str, list[str]]:
-    return {"onnx": ["fp32", "int8"], "openvino": ["fp32", "fp16", "int8"], "tensorrt": ["fp16", "int8"]}
+    return {name: list(BACKENDS.get(name).default_precisions) for name in backend_names()}
+
+
+def _default_deploy() -> dict[str, str]:
+    return {BACKENDS.get(name).runtime: BACKENDS.get(name).deploy_default for name in backend_names()}
+
+
+def _default_profiled() -> list[str]:
+    return [BACKENDS.get(name).runtime for name in backend_names() if BACKENDS.get(name).host_cpu]
 
 
 class ExportConfig(StrictModel):
@@ -97,11 +111,9 @@ class ExportConfig(StrictModel):
     # from fake-quant by up to a quantization step per layer, so the absolute budget is wider.
     parity_int8: ParityBudget = ParityBudget(max_abs_diff=0.1, max_metric_delta=0.3)
     eval_samples: int = Field(2000, gt=0, description="held-out samples used for the parity metric")
-    backends: dict[Literal["onnx", "openvino", "tensorrt"], list[Literal["fp32", "fp16", "int8"]]] = Field(
-        default_factory=_default_backends
-    )
-    deploy: dict[Literal["onnxruntime", "openvino", "tensorrt"], Literal["auto", "fp32", "fp16", "int8"]] = Field(
-        default_factory=lambda: {"onnxruntime": "auto", "openvino": "auto", "tensorrt": "int8"}
+    backends: dict[BackendName, list[PrecisionName]] = Field(default_factory=_default_backends)
+    deploy: dict[RuntimeName, Literal[("auto", *PRECISIONS)]] = Field(  # type: ignore[valid-type]
+        default_factory=_default_deploy
     )
     tensorrt_target: str = Field("10.3", pattern=r"^\d+\.\d+(\.\d+)*$",
                                  description="TensorRT version of the target, for the lint (JetPack 6: 10.3)")
@@ -141,7 +153,8 @@ class QuantConfig(StrictModel):
 
 
 class ProfileConfig(StrictModel):
-    runtimes: list[Literal["onnxruntime", "openvino"]] = ["onnxruntime", "openvino"]
+    # Runtimes timed on this host: those with a local session (TensorRT is timed on the device).
+    runtimes: list[RuntimeName] = Field(default_factory=_default_profiled)
     threads: int = Field(2, gt=0)
     batch_size: int = Field(1, gt=0)
     warmup: int = Field(20, ge=0)
@@ -149,6 +162,17 @@ class ProfileConfig(StrictModel):
     # keep the teacher/student ratio within a few percent (measured, docs/results.md).
     runs: int = Field(1000, ge=1)
     rounds: int = Field(10, ge=1, description="teacher and student alternate this many times")
+
+    @field_validator("runtimes")
+    @classmethod
+    def _timed_on_this_host(cls, runtimes: list[str]) -> list[str]:
+        from edgekd.export import backend_for_runtime
+
+        device_only = [r for r in runtimes if not backend_for_runtime(r).host_cpu]
+        if device_only:
+            raise ValueError(f"{device_only[0]} is timed on the device (edgekd profile FILE --device NAME --host ...), "
+                             f"not by the profile stage")
+        return runtimes
 
 
 class RecipeBase(StrictModel):

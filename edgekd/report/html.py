@@ -18,6 +18,7 @@ from edgekd.report.render import (
     _outcome_specs,
     abs_diff_cell,
     environment_line,
+    kernel_cell,
     outcome_label,
     paren,
     ratio_line,
@@ -151,12 +152,12 @@ def deployments_section(report: Report) -> str:
         return ""
     spec = report.metric
     header = ["model", "variant", "backend", "runtime", "precision", "status", f"{spec.name}{paren(spec.unit)}",
-              "Δ vs float PyTorch", "size", "p50 (ms)", "p90 (ms)", "vs fp32", "latency source"]
+              "Δ vs float PyTorch", "size", "int8 kernels", "p50 (ms)", "p90 (ms)", "vs fp32", "latency source"]
     rows = [_deployment_row(e) for e in report.deployments]
     classes = ["" if e.status in ("passed", "bundle", "built", "skipped") else "bad" for e in report.deployments]
     note = ("One row per exported file. 'vs fp32': p50 of the same model's fp32 file on the same runtime divided by "
             "this file's p50 (> 1: faster), timed side by side. PTQ rows are the calibration-only baseline "
-            "(not timed).")
+            "(not timed). 'int8 kernels': convs ONNX Runtime runs as int8 kernels out of those QAT quantized.")
     content = table(header, rows, classes, numeric_from=6) + _paragraph(note, "muted")
     return _section("Deployments", content, "deployments")
 
@@ -166,7 +167,7 @@ def _deployment_row(e: DeploymentEntry) -> list[Cell]:
     status = e.status + (f": {e.reason}" if e.reason else "")
     return [e.role, e.variant, e.backend, e.runtime, e.precision, (status, "reason"), _num(e.metric),
             "-" if e.metric_delta_vs_float is None else f"{e.metric_delta_vs_float:+.3f}",
-            "-" if e.size_bytes is None else _bytes(e.size_bytes),
+            "-" if e.size_bytes is None else _bytes(e.size_bytes), kernel_cell(e),
             "-" if stats is None else f"{stats.p50_ms:.3f}", "-" if stats is None else f"{stats.p90_ms:.3f}",
             "-" if e.speedup_vs_fp32 is None else f"{e.speedup_vs_fp32:.2f}×",
             ("-" if e.latency is None else e.latency.mode, "")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgekd.artifacts import atomic_write_json, atomic_write_text
 from edgekd.report.schema import ModelEntry, ParityEntry, Report
@@ -90,7 +91,7 @@ def environment_line(environment: dict) -> str:
     if not environment:
         return "not recorded"
     packages = environment.get("packages", {})
-    names = ("onnxruntime", "openvino", "nncf", "torch", "onnx")
+    names = [name for name in packages if name not in ("edgekd", "timm", "numpy")]  # runtimes, torch, onnx
     versions = ", ".join(f"{name} {packages[name]}" for name in names if name in packages)
     cores = f"{environment.get('logical_cores', '?')} logical cores ({environment.get('usable_cores', '?')} usable)"
     fields = [environment.get("cpu", "unknown CPU"), cores, environment.get("os", ""),
@@ -167,7 +168,7 @@ def _latency_rows(models: list[ModelEntry]) -> list[tuple[str, list[str]]]:
 def _deployments_table(report: Report) -> str:
     unit = report.metric.unit
     header = ["model", "variant", "backend", "precision", f"{report.metric.name} ({unit})", "Δ vs float PyTorch",
-              "size", "p50 (ms)", "vs fp32", "status"]
+              "size", "int8 kernels", "p50 (ms)", "vs fp32", "status"]
     rows = []
     for e in report.deployments:
         p50 = "-" if e.latency is None else f"{e.latency.stats.p50_ms:.3f}"
@@ -175,11 +176,21 @@ def _deployments_table(report: Report) -> str:
         delta = "-" if e.metric_delta_vs_float is None else f"{e.metric_delta_vs_float:+.3f}"
         status = e.status if e.status in ("passed", "bundle", "built", "skipped") else f"**{e.status.upper()}**"
         rows.append([e.role, e.variant, e.backend, e.precision, _num(e.metric), delta,
-                     "-" if e.size_bytes is None else _bytes(e.size_bytes), p50, speed, status])
+                     "-" if e.size_bytes is None else _bytes(e.size_bytes), kernel_cell(e), p50, speed, status])
     return _table(header, rows, right_from=4) + (
         "\n\n'vs fp32': p50 of the same model's fp32 file on the same runtime divided by this file's p50 "
         "(> 1: faster), all timed side by side in one run. PTQ rows are the calibration-only baseline (not timed: "
-        "same graph as QAT).")
+        "same graph as QAT). 'int8 kernels': convs ONNX Runtime's CPU provider runs as int8 kernels out of those "
+        "QAT quantized, read from its optimised graph.")
+
+
+def kernel_cell(entry: Any) -> str:
+    """'20/20 convs' (+ matrix products where QAT quantized any) for an int8 ONNX file, '-' otherwise."""
+    k = entry.int8_kernels
+    if not k:
+        return "-"
+    cell = f"{k['int8_convs']}/{k['quantized_convs']} convs"
+    return cell + (f", {k['int8_matmuls']}/{k['quantized_matmuls']} matmuls" if k.get("quantized_matmuls") else "")
 
 
 def _quantization_section(report: Report) -> str:

@@ -86,6 +86,9 @@ class DeploymentEntry(_Strict):
     max_abs_diff: float | None = None
     latency: ProfileResult | None = None
     speedup_vs_fp32: float | None = None  # p50 of the same role's fp32 file on this runtime / this p50
+    # int8 ONNX files: convs and matrix products ONNX Runtime runs as int8 kernels, as float, and how many of
+    # each QAT quantized (edgekd.export.int8_graph.int8_kernel_counts)
+    int8_kernels: dict[str, int] | None = None
 
 
 class Prediction(_Strict):

@@ -1,9 +1,12 @@
 """The export stage every task shares: each (role, backend, precision) file, with its parity check.
 
-One fp32 ONNX per role is the source of everything else: OpenVINO IR is converted from it (fp32, fp16),
-the int8 files come from the QAT model's Q/DQ ONNX, and TensorRT gets an on-device bundle built from the
-matching ONNX (or an engine, where TensorRT and a GPU are here). The PTQ model is exported too, as the
-baseline that shows what QAT buys; it is measured, not gated.
+The files are written and checked by the one export orchestration (edgekd.export.orchestrate), the same one
+`edgekd export timm:NAME` uses. One fp32 ONNX per role is the source of the float files (OpenVINO IR fp32/fp16, the
+TensorRT bundle). The int8 files come from the QAT model in the placement each runtime fuses into int8 kernels
+(edgekd.export.int8_graph): ONNX Runtime's own (`student.int8.onnx`: the ranges QAT learned plus a calibration of
+the tensors QAT did not quantize, on the QAT stage's calibration images) and TensorRT's explicit placement
+(`student.int8.explicit.onnx`, the source of the OpenVINO int8 IR and the TensorRT bundle). The PTQ model is
+exported too, as the baseline that shows what QAT buys; it is measured, not gated.
 
 Parity references: fp32/fp16 files against the float PyTorch model; int8 files against the fake-quantized
 PyTorch model (same arithmetic up to rounding), and additionally their metric against the float model
@@ -13,91 +16,100 @@ PyTorch model (same arithmetic up to rounding), and additionally their metric ag
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
 from rich.markup import escape
 
 from edgekd.artifacts import atomic_write_json
 from edgekd.errors import CheckFailed
+from edgekd.export.orchestrate import ONNX_DIR, ExportRow, ExportSettings, ParitySpec, Source, export_one, skipped
+from edgekd.export.orchestrate import rows_failed, source_onnx
 from edgekd.pipeline import StageContext
 
-ONNX_DIR = "onnx"
 ARTIFACTS_FILE = "artifacts.json"
 STUDENT = "student"
-LOCAL_RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
-
-
-@dataclass
-class Source:
-    """A PyTorch model an artifact is made from: float, or quantized (variant 'qat' / 'ptq')."""
-
-    role: str
-    variant: str
-    module: Any
-    deploy: Any  # DeployModel: names and shapes
-    onnx: Any = None  # its ExportResult once written: the other backends convert from it
-
-    @property
-    def int8(self) -> bool:
-        return self.variant in ("qat", "ptq")
+# Inputs ONNX Runtime's quantizer calibrates the conv outputs and adds on (QAT's ranges cover the rest):
+# min/max settles long before the QAT stage's 512 calibration images, and each costs a forward pass.
+ORT_CALIBRATION_SAMPLES = 128
 
 
 def run_export(task, ctx: StageContext) -> dict[str, Any]:
     from edgekd.models import count_macs, count_parameters, deploy_copy
 
     cfg = ctx.recipe.export
-    rows: list[dict[str, Any]] = []
+    settings = _settings(cfg)
+    rows: list[ExportRow] = []
     models: dict[str, Any] = {}
     float_metric: dict[str, float] = {}
     for deploy in task.deploy_models(ctx):
         inputs, targets = task.role_eval_arrays(ctx, deploy.role, cfg.eval_samples)
-        source = Source(deploy.role, "float", deploy_copy(deploy.module).eval(), deploy)
-        fp32 = _export_onnx(ctx, source)
-        row = _checked(task, ctx, source, "onnx", "fp32", fp32, inputs, targets, reference=deploy.module)
-        float_metric[deploy.role] = row["parity"]["metric_torch"]
-        rows.append(row)
+        spec = ParitySpec(inputs, _budgets(cfg), targets, task.role_score(deploy.role))
+        source = Source(deploy.role, "float", deploy_copy(deploy.module).eval(), tuple(deploy.input_shape),
+                        tuple(deploy.input_names), tuple(deploy.output_names))
+        fp32 = export_one(source, "onnx", "fp32", ctx.stage_dir, spec, settings)
+        float_metric[deploy.role] = fp32.parity["metric_torch"]
+        rows.append(fp32)
+        onnx_result = source_onnx(source, ctx.stage_dir, settings)
         models[deploy.role] = {
             "arch": deploy.arch, "parameters": count_parameters(deploy.module),
             "trainable_parameters": deploy.trainable_parameters, "macs": count_macs(deploy.module, deploy.input_shape),
-            "input_shape": list(deploy.input_shape), "export": fp32.to_dict(), "parity": row["parity"],
+            "input_shape": list(deploy.input_shape), "export": onnx_result.to_dict(), "parity": fp32.parity,
         }
-        rows += _other_backends(task, ctx, source, fp32.path, inputs, targets)
+        rows += _other_backends(task, ctx, source, spec, settings)
     for row in rows:
         _add_float_delta(row, float_metric)
         _gate_int8(row, ctx.recipe.quant.max_metric_delta, task.metric.lower_is_better)
-        row["path"] = _relative(row["path"], ctx.run_dir)
+        row.path = _relative(row.path, ctx.run_dir)
+    records = [row.to_dict() for row in rows]
     atomic_write_json(ctx.stage_dir / ONNX_DIR / "models.json", models)
-    atomic_write_json(ctx.stage_dir / ARTIFACTS_FILE, rows)
-    _print_rows(ctx, task, rows)
-    failures = [f"{r['role']} {r['backend']} {r['precision']} ({r['variant']}): {r['reason']}"
-                for r in rows if r["status"] == "failed" and r["gated"]]
+    atomic_write_json(ctx.stage_dir / ARTIFACTS_FILE, records)
+    _print_rows(ctx, task, records)
+    failures = rows_failed(rows)
     if failures:
         raise CheckFailed("export out of budget — " + "; ".join(failures))
-    return {"artifacts": len(rows), "failed": sum(r["status"] == "failed" for r in rows)}
+    return {"artifacts": len(rows), "failed": sum(r.status == "failed" for r in rows)}
 
 
-def _other_backends(task, ctx, float_source: Source, fp32_onnx: Path, inputs, targets) -> list[dict[str, Any]]:
+def _settings(cfg) -> ExportSettings:
+    return ExportSettings(opset=cfg.opset, simplify=cfg.simplify, tensorrt_target=cfg.tensorrt_target,
+                          tensorrt_workspace_mb=cfg.tensorrt_workspace_mb, tensorrt_dla_core=cfg.tensorrt_dla_core)
+
+
+def _budgets(cfg) -> dict[str, Any]:
+    return {"fp32": cfg.parity, "fp16": cfg.parity_fp16, "int8": cfg.parity_int8}
+
+
+def _other_backends(task, ctx, float_source: Source, spec: ParitySpec, settings: ExportSettings) -> list[ExportRow]:
+    from edgekd.export import BACKENDS
+
     cfg = ctx.recipe.export
     is_student = float_source.role == STUDENT
     rows = []
     quantized = _quantized_sources(task, ctx, float_source) if is_student else {}
     for backend, precisions in cfg.backends.items():
         for precision in precisions:
-            if not is_student and (precision != "fp32" or backend == "tensorrt"):
+            if not is_student and (precision != "fp32" or not BACKENDS.get(backend).host_cpu):
                 continue  # the teacher is exported for the side-by-side numbers only
             if backend == "onnx" and precision == "fp32":
                 continue  # done first: it is the source of the others
-            if precision == "int8":
-                for variant, source in quantized.items():
-                    rows.append(_one(task, ctx, source, backend, precision, fp32_onnx, inputs, targets))
-                if not quantized:
-                    rows.append(_skipped(float_source, backend, precision, "quantization is off (quant.enabled)"))
-            else:
-                rows.append(_one(task, ctx, float_source, backend, precision, fp32_onnx, inputs, targets))
+            if precision != "int8":
+                rows.append(export_one(float_source, backend, precision, ctx.stage_dir, spec, settings))
+                continue
+            if not quantized:
+                rows.append(skipped(float_source, backend, precision, "quantization is off (quant.enabled)"))
+            for variant, source in quantized.items():
+                rows.append(_quantized_row(source, backend, precision, ctx, spec, settings))
     return rows
+
+
+def _quantized_row(source: Source, backend: str, precision: str, ctx, spec: ParitySpec,
+                   settings: ExportSettings) -> ExportRow:
+    from edgekd.export import BACKENDS
+
+    if source.variant == "ptq" and not BACKENDS.get(backend).is_available():
+        return skipped(source, backend, precision, "PTQ baseline: bundled for the QAT model only")
+    return export_one(source, backend, precision, ctx.stage_dir, spec, settings, gated=source.variant != "ptq")
 
 
 def _quantized_sources(task, ctx, float_source: Source) -> dict[str, Source]:
@@ -107,131 +119,37 @@ def _quantized_sources(task, ctx, float_source: Source) -> dict[str, Source]:
     if not ctx.recipe.quant.enabled:
         return {}
     qat_dir = ctx.stage_path("qat")
+    calibration = None
+    if "int8" in ctx.recipe.export.backends.get("onnx", []):  # the QAT stage's calibration images, the first few
+        calibration = task.calibration_inputs(ctx, min(ctx.recipe.quant.calibration_samples, ORT_CALIBRATION_SAMPLES))
     return {
         variant: Source(float_source.role, variant, load_quantized(float_source.module, qat_dir / name),
-                        float_source.deploy)
+                        float_source.input_shape, float_source.input_names, float_source.output_names,
+                        calibration=calibration)
         for variant, name in (("qat", QAT_FILE), ("ptq", PTQ_FILE))
     }
-
-
-def _one(task, ctx, source: Source, backend: str, precision: str, fp32_onnx: Path, inputs, targets) -> dict[str, Any]:
-    from edgekd.export import EXPORTERS
-
-    exporter = EXPORTERS.get(backend)
-    if backend == "tensorrt" and not exporter.is_available():
-        return _tensorrt_bundle(ctx, source, precision, fp32_onnx)
-    onnx_path = _export_onnx(ctx, source).path if source.int8 else fp32_onnx
-    if backend == "onnx":
-        result = _export_onnx(ctx, source)
-    else:
-        path = ctx.stage_dir / backend / f"{_stem(source)}.{precision}{exporter.file_suffix}"
-        result = exporter.export(source.module, torch.zeros(source.deploy.input_shape), path, precision=precision,
-                                 source_onnx=onnx_path, input_names=source.deploy.input_names,
-                                 output_names=source.deploy.output_names)
-    if backend not in LOCAL_RUNTIMES:
-        return _row(source, backend, exporter.runtime, precision, result, None, "built", "", gated=False)
-    return _checked(task, ctx, source, backend, precision, result, inputs, targets, reference=source.module)
-
-
-def _export_onnx(ctx, source: Source):
-    """The role's ONNX for this variant (written once, reused by the other backends)."""
-    from edgekd.export import EXPORTERS
-
-    cfg = ctx.recipe.export
-    precision = "int8" if source.int8 else "fp32"
-    path = ctx.stage_dir / ONNX_DIR / (f"{source.role}.onnx" if not source.int8 else f"{_stem(source)}.int8.onnx")
-    if source.onnx is None:
-        source.onnx = EXPORTERS.get("onnx").export(
-            source.module, torch.zeros(source.deploy.input_shape), path, precision=precision, opset=cfg.opset,
-            input_names=source.deploy.input_names, output_names=source.deploy.output_names, simplify=cfg.simplify,
-        )
-    return source.onnx
-
-
-def _stem(source: Source) -> str:
-    return source.role if source.variant in ("float", "qat") else f"{source.role}-{source.variant}"
-
-
-def _checked(task, ctx, source: Source, backend: str, precision: str, result, inputs, targets, *, reference) -> dict:
-    from edgekd.export.parity import check_parity
-
-    cfg = ctx.recipe.export
-    budget = {"fp32": cfg.parity, "fp16": cfg.parity_fp16, "int8": cfg.parity_int8}[precision]
-    runtime = LOCAL_RUNTIMES[backend]
-    parity = check_parity(reference, result.path, inputs, runtime=runtime, precision=precision, targets=targets,
-                          metric_fn=task.role_score(source.role), max_abs_diff=budget.max_abs_diff,
-                          max_metric_delta=budget.max_metric_delta, error_stat=budget.error_stat)
-    status = "passed" if parity.passed else "failed"
-    gated = source.variant != "ptq"  # the PTQ baseline is reported, not gated
-    return _row(source, backend, runtime, precision, result, parity.to_dict(), status, parity.failure_reason(), gated)
-
-
-def _tensorrt_bundle(ctx, source: Source, precision: str, fp32_onnx: Path) -> dict[str, Any]:
-    from edgekd.export import EXPORTERS
-    from edgekd.export.tensorrt import write_device_bundle
-
-    if source.variant == "ptq":
-        return _skipped(source, "tensorrt", precision, "PTQ baseline: bundled for the QAT model only")
-    cfg = ctx.recipe.export
-    onnx_path = _export_onnx(ctx, source).path if source.int8 else fp32_onnx
-    out_dir = ctx.stage_dir / "tensorrt" / precision
-    bundle = write_device_bundle(
-        onnx_path, out_dir, precision=precision, input_name=source.deploy.input_names[0],
-        input_shape=source.deploy.input_shape, target_tensorrt=cfg.tensorrt_target,
-        workspace_mb=cfg.tensorrt_workspace_mb, dla_core=cfg.tensorrt_dla_core,
-    )
-    lint = bundle["lint"]
-    reason = EXPORTERS.get("tensorrt").missing_reason()
-    errors = [f["message"] for f in lint["findings"] if f["severity"] == "error"]
-    row = {
-        "role": source.role, "variant": source.variant, "backend": "tensorrt", "runtime": "tensorrt",
-        "precision": precision, "path": str(out_dir / bundle["script"]), "sha256": bundle["onnx_sha256"],
-        "size_bytes": (out_dir / bundle["onnx"]).stat().st_size, "parity": None,
-        "status": "failed" if errors else "bundle",
-        "reason": errors[0] if errors else f"engine to be built on the device ({reason})",
-        "gated": bool(errors), "extra": {"command": bundle["command"], "lint": lint},
-    }
-    return row
-
-
-def _row(source: Source, backend, runtime, precision, result, parity, status, reason, gated=True) -> dict[str, Any]:
-    return {
-        "role": source.role, "variant": source.variant, "backend": backend, "runtime": runtime,
-        "precision": precision, "path": str(result.path), "sha256": result.sha256, "size_bytes": result.size_bytes,
-        "parity": parity, "status": status, "reason": reason, "gated": gated,
-        "extra": {k: v for k, v in result.extra.items() if k in ("exporter", "opset", "openvino", "fingerprint")},
-    }
-
-
-def _skipped(source: Source, backend: str, precision: str, reason: str) -> dict[str, Any]:
-    return {"role": source.role, "variant": source.variant, "backend": backend, "runtime": LOCAL_RUNTIMES.get(backend, backend),
-            "precision": precision, "path": None, "sha256": None, "size_bytes": None, "parity": None,
-            "status": "skipped", "reason": reason, "gated": False, "extra": {}}
 
 
 def _relative(path: Optional[str], run_dir: Path) -> Optional[str]:
     return None if path is None else Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
 
 
-def _add_float_delta(row: dict[str, Any], float_metric: dict[str, float]) -> None:
+def _add_float_delta(row: ExportRow, float_metric: dict[str, float]) -> None:
     """Metric through the runtime minus the float PyTorch metric of the same role (the int8 cost)."""
-    parity, base = row.get("parity"), float_metric.get(row["role"])
-    delta: Optional[float] = None
-    if parity and parity.get("metric_runtime") is not None and base is not None:
-        delta = parity["metric_runtime"] - base
-    row["metric_runtime"] = parity.get("metric_runtime") if parity else None
-    row["metric_delta_vs_float"] = delta
+    base = float_metric.get(row.role)
+    if row.metric_runtime is not None and base is not None:
+        row.metric_delta_vs_float = row.metric_runtime - base
 
 
-def _gate_int8(row: dict[str, Any], budget: float, lower_is_better: bool) -> None:
+def _gate_int8(row: ExportRow, budget: float, lower_is_better: bool) -> None:
     """A gated int8 file whose metric is worse than the float model's by more than `budget` fails."""
-    delta = row.get("metric_delta_vs_float")
-    if row["precision"] != "int8" or delta is None or row["status"] != "passed":
+    delta = row.metric_delta_vs_float
+    if row.precision != "int8" or delta is None or row.status != "passed":
         return
     worse = delta if lower_is_better else -delta
     if not worse <= budget:  # written so that NaN fails
-        row["status"] = "failed" if row["gated"] else row["status"]
-        row["reason"] = f"int8 is {worse:.4f} worse than the float model (budget quant.max_metric_delta {budget})"
+        row.status = "failed" if row.gated else row.status
+        row.reason = f"int8 is {worse:.4f} worse than the float model (budget quant.max_metric_delta {budget})"
 
 
 def _print_rows(ctx, task, rows: list[dict[str, Any]]) -> None:

@@ -66,9 +66,16 @@ def _deployments(rows: list[dict[str, Any]], latency: dict[str, Any]) -> list[De
             precision=row["precision"], status=row["status"], reason=row.get("reason", ""), path=row.get("path"),
             sha256=row.get("sha256"), size_bytes=row.get("size_bytes"), metric=row.get("metric_runtime"),
             metric_delta_vs_float=row.get("metric_delta_vs_float"), max_abs_diff=parity.get("max_abs_diff"),
-            latency=timed,
+            latency=timed, int8_kernels=_int8_kernels(row),
         ))
     return entries
+
+
+def _int8_kernels(row: dict[str, Any]) -> dict[str, int] | None:
+    extra = row.get("extra") or {}
+    if "kernels" not in extra or "quantized_by_qat" not in extra:
+        return None
+    return {**extra["kernels"], **{f"quantized_{k}": v for k, v in extra["quantized_by_qat"].items()}}
 
 
 def _model_entries(task, ctx: StageContext, latency: dict[str, Any]) -> list[dict[str, Any]]:
@@ -128,12 +135,18 @@ def _predictions(rows: list[dict[str, Any]], ctx: StageContext) -> tuple[list[An
 
 
 _WHY_INT8_IS_SLOW = {
-    # Seen in ONNX Runtime's optimised graph of the layout student: Conv stays float, fed by DequantizeLinear.
-    "onnxruntime": "ONNX Runtime's CPU provider runs a conv in int8 only when a QuantizeLinear directly follows "
-                   "it; with quantizers on conv inputs (TensorRT's placement) each conv runs in float on weights "
-                   "dequantized at every call.",
+    # Seen in ONNX Runtime's optimised graph: a conv whose output no QuantizeLinear follows stays float.
+    "onnxruntime-unfused": "ONNX Runtime's CPU provider runs a conv in int8 only when a QuantizeLinear directly "
+                           "follows it; the convs counted as float run on weights dequantized at every call.",
     "default": "On a model this small the Q/DQ work around each int8 kernel outweighs the cheaper arithmetic.",
 }
+
+
+def _why_int8_is_slow(entry: DeploymentEntry) -> str:
+    kernels = entry.int8_kernels
+    if entry.runtime == "onnxruntime" and kernels and kernels["int8_convs"] < kernels["quantized_convs"]:
+        return _WHY_INT8_IS_SLOW["onnxruntime-unfused"]
+    return _WHY_INT8_IS_SLOW.get(entry.runtime, _WHY_INT8_IS_SLOW["default"])
 
 
 def _int8_notes(deployments: list[DeploymentEntry]) -> list[str]:
@@ -144,7 +157,7 @@ def _int8_notes(deployments: list[DeploymentEntry]) -> list[str]:
         if entry.speedup_vs_fp32 < 1.0:
             notes.append(
                 f"{entry.runtime}: int8 is not faster than fp32 on this host ({1 / entry.speedup_vs_fp32:.2f}× the "
-                f"fp32 time). {_WHY_INT8_IS_SLOW.get(entry.runtime, _WHY_INT8_IS_SLOW['default'])} The deploy "
+                f"fp32 time). {_why_int8_is_slow(entry)} The deploy "
                 f"choice below takes the measured fastest precision."
             )
         else:

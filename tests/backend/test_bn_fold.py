@@ -118,7 +118,7 @@ def test_onnx_runtime_fuses_the_folded_int8_convs_with_their_activation(tmp_path
 
     def optimised_ops(quantized, name: str) -> list[str]:
         path = EXPORTERS.get("onnx").export(quantized, example[:1], tmp_path / f"{name}.onnx", precision="int8",
-                                            opset=17).path
+                                            opset=17, int8_placement="explicit").path
         options = ort.SessionOptions()
         options.optimized_model_filepath = str(tmp_path / f"{name}.opt.onnx")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED

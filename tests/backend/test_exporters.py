@@ -75,8 +75,10 @@ def fp32_onnx(model, folder) -> Path:
 
 @pytest.fixture(scope="module")
 def int8_onnx(quantized, folder) -> Path:
+    # TensorRT's explicit placement: the file OpenVINO and TensorRT start from (tests/backend/test_int8_placement.py
+    # covers ONNX Runtime's)
     return EXPORTERS.get("onnx").export(quantized, torch.zeros(SHAPE), folder / "int8.onnx", precision="int8",
-                                        opset=17).path
+                                        opset=17, int8_placement="explicit").path
 
 
 def parity(torch_model, path: Path, inputs, runtime: str, precision: str, budget: float):

@@ -6,15 +6,24 @@ from edgekd.report.schema import DeploymentEntry
 from edgekd.tasks.report_stage import _int8_notes
 
 
-def entry(runtime: str, speedup: float | None, variant: str = "qat", precision: str = "int8") -> DeploymentEntry:
+def entry(runtime: str, speedup: float | None, variant: str = "qat", precision: str = "int8",
+          int8_convs: int | None = None) -> DeploymentEntry:
+    kernels = None if int8_convs is None else {"int8_convs": int8_convs, "float_convs": 20 - int8_convs,
+                                                 "int8_matmuls": 0, "float_matmuls": 0, "quantized_convs": 20,
+                                                 "quantized_matmuls": 0}
     return DeploymentEntry(role="student", variant=variant, backend=runtime, runtime=runtime, precision=precision,
-                           status="passed", speedup_vs_fp32=speedup)
+                           status="passed", speedup_vs_fp32=speedup, int8_kernels=kernels)
 
 
 def test_slower_int8_on_onnx_runtime_names_the_float_convs() -> None:
-    [note] = _int8_notes([entry("onnxruntime", 1 / 2.92)])
+    [note] = _int8_notes([entry("onnxruntime", 1 / 2.92, int8_convs=3)])
     assert note.startswith("onnxruntime: int8 is not faster than fp32 on this host (2.92× the fp32 time).")
     assert "runs a conv in int8 only when a QuantizeLinear directly follows it" in note
+
+
+def test_slower_int8_with_every_conv_fused_gets_the_generic_reason() -> None:
+    [note] = _int8_notes([entry("onnxruntime", 0.9, int8_convs=20)])
+    assert "Q/DQ work around each int8 kernel" in note and "QuantizeLinear" not in note
 
 
 def test_other_runtimes_get_the_generic_reason_and_faster_int8_its_ratio() -> None:

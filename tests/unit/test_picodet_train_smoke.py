@@ -46,12 +46,14 @@ def test_tiny_picodet_overfits_two_pages() -> None:
         history.append(losses["loss"].item())
     assert np.mean(history[-5:]) < 0.5 * history[0], history[::10]
 
-    # The eval-mode detector finds every rectangle: for each, the best-overlapping detection has its class.
+    # The eval-mode detector finds every rectangle: for each, the most confident detection overlapping it (IoU > 0.5)
+    # has its class. (The best-overlapping one can be a low-scored duplicate of another class: which one is best by
+    # a pixel differs between CPUs' float rounding, and AP ranks detections by score, not by overlap.)
     model.eval()
     with torch.no_grad():
         detections = postprocess_detections(*model(images))
     for found, gt_boxes, gt_labels in zip(detections, boxes, labels):
-        overlap = box_iou(gt_boxes, torch.from_numpy(found.boxes))
-        best_iou, best = overlap.max(dim=1)
-        assert (best_iou > 0.5).all(), best_iou
-        assert found.labels[best.numpy()].tolist() == gt_labels.tolist()
+        overlap = box_iou(gt_boxes, torch.from_numpy(found.boxes)).numpy()
+        assert (overlap.max(axis=1) > 0.5).all(), overlap.max(axis=1)
+        scores = np.where(overlap > 0.5, found.scores[None, :], -np.inf)
+        assert found.labels[scores.argmax(axis=1)].tolist() == gt_labels.tolist()

@@ -1,0 +1,181 @@
+"""int8 placement per runtime (edgekd.export.int8_graph): ONNX Runtime's file runs every conv QAT quantized as an
+int8 kernel, keeps what QAT kept float, and stores int8 weights; the explicit (TensorRT/OpenVINO) graph computes
+exactly what NNCF's Q/DQ graph computes, with int8 weights. Skipped without onnxruntime or nncf.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("nncf")
+onnx = pytest.importorskip("onnx")
+torch = pytest.importorskip("torch")
+from onnx import numpy_helper  # noqa: E402
+from torch import nn  # noqa: E402
+
+from edgekd.errors import EdgekdError  # noqa: E402
+from edgekd.export import EXPORTERS  # noqa: E402
+from edgekd.export.int8_graph import (  # noqa: E402
+    explicit_graph,
+    float_graph,
+    int8_kernel_counts,
+    onnxruntime_graph,
+    quantized_weighted_ops,
+    unfused_reason,
+)
+from edgekd.quant.nncf_quant import export_qdq_onnx, quantize_ptq  # noqa: E402
+
+SHAPE = (1, 3, 32, 32)
+
+
+class ResidualNet(nn.Module):
+    """conv-BN-ReLU stem, a residual block (the add ONNX Runtime must quantize for its convs to fuse), a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.block = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                   nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16))
+        self.tail = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.Hardswish())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 4))
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(x + self.block(x))
+        return self.head(self.tail(x))
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    net = ResidualNet()
+    for module in net.modules():  # trained-looking BatchNorms, so that folding changes the weights
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def inputs() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((24, *SHAPE[1:])).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def quantized(model, inputs):
+    return quantize_ptq(model, [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)])
+
+
+@pytest.fixture(scope="module")
+def qdq(quantized):
+    return export_qdq_onnx(quantized, (torch.zeros(SHAPE),), opset=17, input_names=["input"],
+                           output_names=["output"], dynamic_batch=True)
+
+
+def run(proto_or_path, x: np.ndarray) -> np.ndarray:
+    source = proto_or_path.SerializeToString() if hasattr(proto_or_path, "SerializeToString") else str(proto_or_path)
+    return ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
+
+def copy(proto):
+    clone = onnx.ModelProto()
+    clone.CopyFrom(proto)
+    return clone
+
+
+def test_every_quantized_conv_runs_as_an_int8_kernel_in_onnx_runtime(quantized, inputs, tmp_path) -> None:
+    result = EXPORTERS.get("onnx").export(quantized, torch.zeros(SHAPE), tmp_path / "m.int8.onnx", precision="int8",
+                                          opset=17, calibration=inputs)
+    assert result.extra["quantized_by_qat"] == {"convs": 4, "matmuls": 1}
+    assert result.extra["kernels"]["int8_convs"] == 4 and result.extra["kernels"]["float_convs"] == 0
+    assert result.extra["kernels"]["int8_matmuls"] == 1
+    meta = {p.key: p.value for p in onnx.load(str(result.path)).metadata_props}
+    assert meta["edgekd.int8_placement"] == "onnxruntime" and meta["edgekd.precision"] == "int8"
+    # the graph NNCF exports (TensorRT's placement) leaves every conv float in ONNX Runtime: what the count catches
+    explicit = EXPORTERS.get("onnx").export(quantized, torch.zeros(SHAPE), tmp_path / "m.explicit.onnx",
+                                            precision="int8", opset=17, int8_placement="explicit")
+    assert explicit.extra["kernels"]["int8_convs"] == 0 and explicit.extra["kernels"]["float_convs"] == 4
+    assert unfused_reason(result.extra["kernels"], result.extra["quantized_by_qat"]) == ""
+    assert unfused_reason(explicit.extra["kernels"], explicit.extra["quantized_by_qat"]) == (
+        "4 of 4 quantized convs run in float in ONNX Runtime; 1 of 1 quantized matmuls run in float in ONNX Runtime")
+
+
+def test_onnx_runtime_file_computes_what_the_fake_quant_model_computes(quantized, qdq, inputs) -> None:
+    proto, info = onnxruntime_graph(copy(qdq), inputs)
+    reference, out = run(qdq, inputs), run(proto, inputs)
+    cosine = np.sum(reference * out) / np.linalg.norm(reference) / np.linalg.norm(out)
+    assert cosine > 0.999
+    assert np.argmax(reference, 1).tolist() == np.argmax(out, 1).tolist()
+    assert info["learned_ranges"] > 0 and info["calibrated_ranges"] > 0  # the residual add's output, the conv outputs
+
+
+def test_learned_ranges_are_kept_and_relu_outputs_start_at_zero(qdq, inputs) -> None:
+    float_proto, learned = float_graph(copy(qdq))
+    proto, _ = onnxruntime_graph(copy(qdq), inputs)
+    consts = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    producer = {out: n for n in float_proto.graph.node for out in n.output}  # ORT's quantizer drops the ReLUs
+    activations = {t: q for t, q in learned.items() if q.axis is None and t not in consts}
+    seen = relu = 0
+    for node in proto.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] in activations:
+            scale, zero = consts[node.input[1]], consts[node.input[2]]
+            assert scale == pytest.approx(float(activations[node.input[0]].scale))  # QAT's step, unchanged
+            source = producer.get(node.input[0])
+            after_relu = source is not None and source.op_type == "Relu"
+            assert zero.dtype == np.uint8 and int(zero) == (0 if after_relu else 128)
+            seen, relu = seen + 1, relu + after_relu
+    assert seen >= 3 and 1 <= relu < seen
+
+
+def test_explicit_graph_is_exact_and_stores_int8_weights(qdq, inputs) -> None:
+    explicit = explicit_graph(copy(qdq))
+    onnx.checker.check_model(explicit)
+    np.testing.assert_array_equal(run(explicit, inputs), run(qdq, inputs))
+    weights = [i for i in explicit.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) > 1]
+    assert len(weights) == 5  # four convs and the linear layer
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0].endswith("weight") for n in explicit.graph.node)
+    assert explicit.ByteSize() < 0.5 * qdq.ByteSize()
+
+
+def test_a_fallback_layer_stays_float_in_the_onnx_runtime_file(model, inputs, tmp_path) -> None:
+    batches = [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)]
+    kept = quantize_ptq(model, batches, fallback_modules=["tail.0"])
+    result = EXPORTERS.get("onnx").export(kept, torch.zeros(SHAPE), tmp_path / "fallback.onnx", precision="int8",
+                                          opset=17, calibration=inputs)
+    assert result.extra["quantized_by_qat"]["convs"] == 3
+    assert result.extra["kernels"] == {**result.extra["kernels"], "int8_convs": 3, "float_convs": 1}
+    assert "/tail/tail.0/Conv" in result.extra["int8"]["float_ops"]
+
+
+def test_onnx_runtime_placement_needs_calibration_inputs(quantized, tmp_path) -> None:
+    path = tmp_path / "uncalibrated.onnx"
+    with pytest.raises(EdgekdError, match="needs calibration inputs"):
+        EXPORTERS.get("onnx").export(quantized, torch.zeros(SHAPE), path, precision="int8", opset=17)
+    with pytest.raises(EdgekdError, match="placement 'tensorrt' is not one of"):
+        EXPORTERS.get("onnx").export(quantized, torch.zeros(SHAPE), path, precision="int8", opset=17,
+                                     int8_placement="tensorrt")
+    assert not path.exists()
+
+
+def test_a_failing_simplifier_keeps_the_graph_as_exported(model, tmp_path, monkeypatch) -> None:
+    onnxslim = pytest.importorskip("onnxslim")
+
+    def broken(*args, **kwargs):
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    monkeypatch.setattr(onnxslim, "slim", broken)
+    with pytest.warns(UserWarning, match="simplification skipped"):
+        result = EXPORTERS.get("onnx").export(model, torch.zeros(SHAPE), tmp_path / "m.onnx", opset=17)
+    assert result.extra["simplified"] is False
+    assert "TypeError" in result.extra["simplify_failed"]
+    x = np.zeros(SHAPE, np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(run(result.path, x), model(torch.from_numpy(x)).numpy(), atol=1e-5)
+
+
+def test_kernel_counts_of_a_float_file(model, tmp_path) -> None:
+    path = EXPORTERS.get("onnx").export(model, torch.zeros(SHAPE), tmp_path / "f.onnx", opset=17).path
+    assert int8_kernel_counts(path) == {"int8_convs": 0, "float_convs": 4, "int8_matmuls": 0, "float_matmuls": 1}
+    assert quantized_weighted_ops(onnx.load(str(path))) == {"convs": 0, "matmuls": 0}
