@@ -74,12 +74,29 @@ class ParityBudget(StrictModel):
     """How far a deployed artifact may drift from PyTorch before its stage fails.
 
     `max_abs_diff` bounds `error_stat` of the absolute output difference, per output: its maximum (the default),
-    99th percentile or median. The maximum is reported whichever is gated.
+    99th percentile or median. The maximum is reported whichever is gated. An absolute budget cannot fail a
+    model whose outputs are tiny, so the scaled budgets (each the worst output's; None: not gated) measure the
+    difference against the output itself: SNR, relative L2 error, cosine similarity, and for classifiers top-1
+    agreement. `max_abs_diff: null` gates only those (edgekd.export.parity).
     """
 
-    max_abs_diff: float = Field(1e-3, ge=0)
+    max_abs_diff: Optional[float] = Field(
+        1e-3, ge=0, description="budget of error_stat of |PyTorch - runtime| per output; null: reported, not gated")
     max_metric_delta: float = Field(0.05, ge=0)
     error_stat: Literal["max", "p99", "median"] = "max"
+    min_snr_db: Optional[float] = Field(
+        None, allow_inf_nan=False,
+        description="lowest SNR in dB, 10 log10(Σa² / Σ(a-b)²) with a the PyTorch output; honest files measure "
+                    "over 110 in fp32, 49-73 in OpenVINO fp16, 22-45 in int8, most broken ones 4 or below "
+                    "(edgekd.export.parity.SCALED_BUDGETS)")
+    max_rel_l2: Optional[float] = Field(
+        None, ge=0, description="largest relative L2 error ||a-b|| / ||a||: the SNR in other units (20 dB = 0.1)")
+    min_cosine: Optional[float] = Field(
+        None, ge=-1, le=1, description="lowest cosine similarity of the flattened outputs; blind to a change of "
+                                       "scale, which SNR and relative L2 see")
+    min_top1_agreement: Optional[float] = Field(
+        None, ge=0, le=1, description="lowest fraction of samples whose argmax agrees with PyTorch; classifier "
+                                      "outputs ([N, C]) only, so leave it unset for regression or detection heads")
 
 
 def _default_backends() -> dict[str, list[str]]:
