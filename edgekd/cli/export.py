@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -78,10 +79,14 @@ def _export_model(spec, backend, precision, input_shape, weights, calibration, o
     calib = _load_npy(calibration, shape) if calibration else None
     model = build_model_spec(spec, weights)
     folder = out_dir or Path(api.DEFAULT_RUNS_DIR) / "export" / spec.replace(":", "-")
-    with err.status("exporting") as status:
-        return api.export_model(model, shape, folder, backends, calibration=calib, opset=opset,
+    with err.status("exporting") as status, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        rows = api.export_model(model, shape, folder, backends, calibration=calib, opset=opset,
                                 target_tensorrt=tensorrt_target,
                                 progress=lambda what: status.update(f"exporting {what}"))
+    for message in dict.fromkeys(str(w.message) for w in caught if "simplification skipped" in str(w.message)):
+        err.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
+    return rows
 
 
 def _backends(names: list[str], precisions: Optional[list[str]], exporters) -> dict[str, list[str]]:
@@ -120,16 +125,17 @@ def _load_npy(path: Path, shape: tuple[int, ...]):
 
 
 def _table(rows) -> Table:
-    table = Table("backend", "precision", "status", "max |Δ|", "budget", "int8 kernels", "size", "file / note",
-                  title="edgekd export")
+    table = Table("backend", "precision", "status", "SNR dB", "top-1 agree", "max |Δ|", "int8 kernels", "size",
+                  "file / note", title="edgekd export")
     for row in rows:
         mark = {"passed": "[green]passed[/green]", "failed": "[bold red]FAILED[/bold red]"}.get(row.status, row.status)
         parity = row.parity or {}
+        snr = "-" if parity.get("snr_db") is None else f"{parity['snr_db']:.1f}"
+        agree = "-" if parity.get("top1_agreement") is None else f"{parity['top1_agreement']:.2f}"
         diff = "-" if parity.get("max_abs_diff") is None else f"{parity['max_abs_diff']:.2e}"
-        budget = "-" if parity.get("budget_max_abs_diff") is None else f"{parity['budget_max_abs_diff']:.0e}"
         size = "-" if row.size_bytes is None else f"{row.size_bytes / 2**20:.2f} MiB"
         note = row.path if row.status in ("passed", "bundle") else (row.reason or row.path or "")
-        table.add_row(row.backend, row.precision, mark, diff, budget, _kernels(row), size, escape(str(note)))
+        table.add_row(row.backend, row.precision, mark, snr, agree, diff, _kernels(row), size, escape(str(note)))
     return table
 
 

@@ -78,8 +78,9 @@ class Exporter(ABC):
         return False
 
     def open_session(self, path: Path, *, threads: int, precision: str, static_shape: Optional[Sequence[int]] = None,
-                     pin_f32: bool = False) -> Any:
-        """A loaded model on this host's CPU (`edgekd.profile.sessions.Session`)."""
+                     arithmetic: str = "timed") -> Any:
+        """A loaded model on this host's CPU (`edgekd.profile.sessions.Session`); `arithmetic` as in
+        `edgekd.profile.sessions.open_session`."""
         raise EdgekdError(f"{self.runtime} cannot run on this host: {self.missing_reason() or 'no local session'}")
 
     def profile_on_device(self, files: Any, target: Any, settings: Any, options: Any) -> Any:

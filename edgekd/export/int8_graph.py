@@ -163,6 +163,9 @@ def float_graph(qdq_proto: Any) -> tuple[Any, dict[str, Quantizer]]:
         if output.name in rename:
             kept.append(onnx.helper.make_node("Identity", [rename[output.name]], [output.name]))
     used = {name for node in kept for name in node.input}
+    for index, node in enumerate(kept):  # the quantizer excludes nodes by name: every node needs its own
+        if not node.name:
+            node.name = f"edgekd_{node.op_type}_{index}"
     _replace_nodes(graph, kept)
     del graph.initializer[:]
     graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if k in used)

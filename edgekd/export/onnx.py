@@ -55,7 +55,7 @@ class OnnxExporter(Exporter):
     def runs_here(self) -> bool:
         return importlib.util.find_spec("onnxruntime") is not None
 
-    def open_session(self, path, *, threads, precision, static_shape=None, pin_f32=False):
+    def open_session(self, path, *, threads, precision, static_shape=None, arithmetic="timed"):
         from edgekd.profile.sessions import OrtSession
 
         return OrtSession(Path(path), threads)

@@ -38,10 +38,10 @@ class OpenVinoExporter(Exporter):
     def runs_here(self) -> bool:
         return self.is_available()
 
-    def open_session(self, path, *, threads, precision, static_shape=None, pin_f32=False):
+    def open_session(self, path, *, threads, precision, static_shape=None, arithmetic="timed"):
         from edgekd.profile.sessions import OpenVinoSession
 
-        return OpenVinoSession(Path(path), threads, precision, static_shape, pin_f32)
+        return OpenVinoSession(Path(path), threads, precision, static_shape, arithmetic)
 
     def _export(self, model, example_input, out_path, *, precision, opset, input_names, output_names,
                 source_onnx: str | Path | None = None, simplify: bool = True, dynamic_batch: bool = True) -> ExportResult:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from edgekd.errors import EdgekdError
+
 ONNX_DIR = "onnx"
 # Row fields of `ExportResult.extra` worth keeping in the record (the rest is exporter detail).
 KEPT_EXTRA = ("exporter", "opset", "openvino", "fingerprint", "kernels", "quantized_by_qat", "int8",
@@ -56,6 +58,7 @@ class ParitySpec:
     budgets: dict[str, Any]  # precision -> a ParityBudget (max_abs_diff, max_metric_delta, error_stat)
     targets: Any = None
     metric_fn: Optional[Callable[[Any, Any], float]] = None
+    agreement: bool = False  # measure top-1/top-5 agreement of classifier-shaped outputs
 
 
 @dataclass
@@ -112,6 +115,7 @@ def export_one(source: Source, backend_name: str, precision: str, out_dir: Path,
         row.status, row.gated = "built", False
         return row
     _check(row, source, backend, result.path, parity)
+    _check_default_execution(row, source, backend, result.path, parity)
     _gate_int8_kernels(row)
     return row
 
@@ -156,17 +160,44 @@ def _row(source: Source, backend: Any, precision: str, result: Any, *, gated: bo
                      extra={k: v for k, v in result.extra.items() if k in KEPT_EXTRA})
 
 
-def _check(row: ExportRow, source: Source, backend: Any, path: Path, spec: ParitySpec) -> None:
+def _parity(source: Source, backend: Any, path: Path, precision: str, spec: ParitySpec, arithmetic: str = "timed"):
     from edgekd.export.parity import check_parity
 
-    budget = spec.budgets[row.precision]
-    parity = check_parity(source.module, path, spec.inputs, runtime=backend.runtime, precision=row.precision,
-                          targets=spec.targets, metric_fn=spec.metric_fn, max_abs_diff=budget.max_abs_diff,
-                          max_metric_delta=budget.max_metric_delta, error_stat=budget.error_stat)
+    budget = spec.budgets[precision]
+    return check_parity(source.module, path, spec.inputs, runtime=backend.runtime, precision=precision,
+                        targets=spec.targets, metric_fn=spec.metric_fn, max_abs_diff=budget.max_abs_diff,
+                        max_metric_delta=budget.max_metric_delta, error_stat=budget.error_stat,
+                        min_snr_db=budget.min_snr_db, max_rel_l2=budget.max_rel_l2, min_cosine=budget.min_cosine,
+                        min_top1_agreement=budget.min_top1_agreement, agreement=spec.agreement, arithmetic=arithmetic)
+
+
+def _check(row: ExportRow, source: Source, backend: Any, path: Path, spec: ParitySpec) -> None:
+    parity = _parity(source, backend, path, row.precision, spec)
     row.parity = parity.to_dict()
     row.metric_runtime = parity.metric_runtime
     row.status = "passed" if parity.passed else "failed"
     row.reason = parity.failure_reason()
+
+
+def _check_default_execution(row: ExportRow, source: Source, backend: Any, path: Path, spec: ParitySpec) -> None:
+    """Where the runtime's own default arithmetic differs from the checked one (OpenVINO on an AMX CPU computes
+    an fp32 IR in bf16 unless told f32; on ARM in f16), check that execution too: a user who loads the file with
+    the runtime's defaults gets it. Recorded in `extra['default_execution']` and noted by the report; not gated,
+    since the shipped settings (docs/export.md) pin the checked execution."""
+    from edgekd.profile.sessions import open_session
+
+    timed = (row.parity or {}).get("execution") or {}
+    if timed.get("inference_precision") in (None, "as stored"):  # a runtime without an arithmetic hint
+        return
+    default = open_session(path, backend.runtime, threads=1, precision=row.precision, arithmetic="default").settings()
+    if default.get("inference_precision") == timed.get("inference_precision"):
+        return
+    parity = _parity(source, backend, path, row.precision, spec, arithmetic="default")
+    row.extra["default_execution"] = {
+        "inference_precision": default.get("inference_precision"), "passed": parity.passed,
+        "reason": parity.failure_reason(), "snr_db": parity.to_dict()["snr_db"],
+        "top1_agreement": parity.top1_agreement, "metric_runtime": parity.metric_runtime,
+    }
 
 
 def _gate_int8_kernels(row: ExportRow) -> None:
@@ -182,13 +213,13 @@ def _gate_int8_kernels(row: ExportRow) -> None:
 
 def _device_bundle(source: Source, backend: Any, precision: str, out_dir: Path, settings: ExportSettings) -> ExportRow:
     """A backend that cannot build here (TensorRT without a GPU): the device bundle it writes instead, with its
-    lint; a lint error fails the row. A backend with no bundle route is skipped with what it needs."""
+    lint; a lint error fails the row. A backend with no bundle route raises what it needs (pip extra)."""
     onnx_path = source_onnx(source, out_dir, settings, backend.int8_placement).path
     folder = out_dir / backend.name / precision
     bundle = backend.device_bundle(onnx_path, folder, precision=precision, input_name=source.input_names[0],
                                    input_shape=source.input_shape, settings=settings)
-    if bundle is None:
-        return skipped(source, backend.name, precision, backend.missing_reason())
+    if bundle is None:  # nothing to build here or on the device: what the backend needs, as a bad-environment error
+        raise EdgekdError(backend.missing_reason())
     errors = bundle["errors"]
     return ExportRow(
         source.role, source.variant, backend.name, backend.runtime, precision, "failed" if errors else "bundle",

@@ -108,9 +108,15 @@ class ParityResult:
     budget_max_rel_l2: float | None = None
     budget_min_cosine: float | None = None
     budget_min_top1_agreement: float | None = None
+    # The execution that was checked: the session settings (runtime version, threads, inference precision) —
+    # the same rule the profiler times with unless `arithmetic` said otherwise.
+    arithmetic: str = "timed"
+    execution: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as JSON can hold them: an infinite SNR (identical outputs; rel_l2 is then 0) becomes None,
+        since strict JSON has no Infinity."""
+        return {k: None if isinstance(v, float) and math.isinf(v) else v for k, v in asdict(self).items()}
 
     def failure_reason(self) -> str:
         """One line naming each budget that was exceeded and by how much; '' when it passed.
@@ -155,6 +161,7 @@ def check_parity(
     agreement: bool = False,
     batch_size: int = 64,
     threads: int = 2,
+    arithmetic: str = "timed",
 ) -> ParityResult:
     """Run PyTorch (eval, no_grad) and `runtime` (CPU) on `inputs`; compare outputs and the metric.
 
@@ -184,7 +191,7 @@ def check_parity(
     if len(inputs) == 0:
         raise EdgekdError("parity check needs at least one input sample")
     reference = _torch_outputs(torch_model, inputs, batch_size)
-    outputs = _runtime_outputs(Path(onnx_path), runtime, precision, inputs, batch_size, threads)
+    outputs, execution = _runtime_outputs(Path(onnx_path), runtime, precision, inputs, batch_size, threads, arithmetic)
     if len(reference) != len(outputs):
         raise EdgekdError(f"{Path(onnx_path).name}: {len(outputs)} outputs, the PyTorch model has {len(reference)}")
     abs_diff, rel_diff, stat = _differences(reference, outputs, ERROR_STATS[error_stat])
@@ -197,7 +204,7 @@ def check_parity(
     result = ParityResult(len(inputs), abs_diff, rel_diff, metric_torch, metric_runtime, delta,
                           max_abs_diff, max_metric_delta, False, error_stat, stat, **asdict(scaled),
                           budget_min_snr_db=min_snr_db, budget_max_rel_l2=max_rel_l2, budget_min_cosine=min_cosine,
-                          budget_min_top1_agreement=min_top1_agreement)
+                          budget_min_top1_agreement=min_top1_agreement, arithmetic=arithmetic, execution=execution)
     # One rule for passing and for the message: passed exactly when no budget is named as exceeded.
     # np.percentile propagates NaN like np.max, and every scaled statistic is NaN on a NaN: NaN fails every gate.
     result.passed = result.failure_reason() == ""
@@ -272,11 +279,12 @@ def flatten_outputs(out: Any) -> list[Any]:
 
 
 def _runtime_outputs(path: Path, runtime: str, precision: str, inputs: np.ndarray, batch_size: int,
-                     threads: int) -> list[np.ndarray]:
+                     threads: int, arithmetic: str) -> tuple[list[np.ndarray], dict[str, Any]]:
     from edgekd.profile.sessions import open_session
 
-    # f32 arithmetic: the check is of the file; a CPU that would run fp16 files in bf16 (AMX) must not fail it.
-    session = open_session(path, runtime, threads=threads, precision=precision, pin_f32=True)
+    # "timed": the execution the profiler times (OpenVINO: f32 for fp32/int8 files, the plugin's choice for fp16),
+    # so that a latency and the accuracy next to it in the report come from one and the same execution.
+    session = open_session(path, runtime, threads=threads, precision=precision, arithmetic=arithmetic)
     first = session.input_shape[0] if session.input_shape else None
     fixed = first if isinstance(first, int) else None
     step = fixed or batch_size
@@ -285,7 +293,7 @@ def _runtime_outputs(path: Path, runtime: str, precision: str, inputs: np.ndarra
         batch = inputs[start:start + step]
         padded = _pad(batch, fixed) if fixed else batch  # a static-batch file gets full batches, then is trimmed
         chunks.append([np.asarray(o, dtype=np.float32)[:len(batch)] for o in session.run(padded)])
-    return _concat(chunks)
+    return _concat(chunks), session.settings()
 
 
 def _pad(batch: np.ndarray, size: int) -> np.ndarray:

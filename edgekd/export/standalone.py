@@ -22,7 +22,6 @@ from edgekd.artifacts import atomic_write_json, load_checkpoint
 from edgekd.errors import EdgekdError
 from edgekd.export.orchestrate import ExportRow
 
-DEFAULT_BUDGETS = {"fp32": 1e-3, "fp16": 2e-2, "int8": 1e-1}
 PARITY_SEED = 0
 ROLE = "model"
 
@@ -76,7 +75,7 @@ def export_model(
     out_dir = Path(out_dir)
     _check_request(backends, calibration)
     inputs = parity_inputs if parity_inputs is not None else _random_inputs(input_shape, parity_samples)
-    spec = ParitySpec(inputs, {**default_budgets(), **(budgets or {})})
+    spec = ParitySpec(inputs, {**default_budgets(), **(budgets or {})}, agreement=True)
     settings = ExportSettings(opset=opset, tensorrt_target=target_tensorrt)
     shape = tuple(input_shape)
     sources = {"float": Source(ROLE, "float", model.eval(), shape)}
@@ -96,11 +95,13 @@ def export_model(
 
 
 def default_budgets() -> dict[str, Any]:
-    """Parity budgets per precision for a model without a recipe."""
+    """Parity budgets per precision for a model without a recipe (no task metric): scaled to the outputs — SNR and
+    top-1 agreement (edgekd.export.parity.SCALED_BUDGETS) — with the absolute difference reported, not gated, since
+    it cannot fail a model whose outputs are tiny."""
+    from edgekd.export.parity import SCALED_BUDGETS
     from edgekd.recipe.common import ParityBudget
 
-    return {precision: ParityBudget(max_abs_diff=limit)  # no task metric here: its budget is never used
-            for precision, limit in DEFAULT_BUDGETS.items()}
+    return {precision: ParityBudget(max_abs_diff=None, **budgets) for precision, budgets in SCALED_BUDGETS.items()}
 
 
 def _check_request(backends: dict[str, list[str]], calibration) -> None:

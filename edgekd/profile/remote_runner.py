@@ -225,7 +225,8 @@ class OrtModel:
         data = np.random.default_rng(INPUT_SEED).standard_normal(self.shape).astype(dtypes[inputs[0].type])
         self.feed = {inputs[0].name: data}
         self.precision = self.session.get_modelmeta().custom_metadata_map.get("edgekd.precision", "unknown")
-        self.settings = {"provider": "CPUExecutionProvider", "threads": threads}
+        self.settings = {"provider": "CPUExecutionProvider", "threads": threads, "inference_precision": "as stored",
+                         "version": ort.__version__}
 
     def run(self) -> list:
         return self.session.run(None, self.feed)
@@ -251,8 +252,9 @@ class OpenVinoModel:
         dtype = model.inputs[0].get_element_type().to_dtype()
         self.feed = np.random.default_rng(INPUT_SEED).standard_normal(self.shape).astype(dtype)
         self.precision = precision  # IR files do not record it; the caller states it
-        self.settings = {"device": "CPU", "threads": threads,
-                         "inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT"))}
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.settings = {"device": "CPU", "threads": threads, "version": ov.get_version(),
+                         "inference_precision": hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)}
 
     def run(self) -> list:
         return list(self.request.infer([self.feed]).values())

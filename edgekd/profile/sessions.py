@@ -3,11 +3,12 @@
 Parity checks and the local profiler both go through here, so a number in the report was produced by
 exactly the session settings the parity check used.
 
-OpenVINO's CPU plugin picks its own inference precision (bf16 on CPUs with AMX or AVX-512 BF16), which
-would silently turn an "fp32" measurement into a bf16 one; fp32 and int8 files are therefore compiled
-with INFERENCE_PRECISION_HINT=f32, and the precision the plugin actually used is recorded. Parity checks
-pin f32 for fp16 files too (`pin_f32`): they check the file (its fp16 weights), and whether this host's CPU
-would then compute in bf16 or fp16 is a property of the host, not of the artifact.
+OpenVINO's CPU plugin picks its own inference precision (bf16 on CPUs with AMX or AVX-512 BF16, f16 on ARM),
+which would silently turn an "fp32" measurement into a bf16 one. `arithmetic` says which execution a session is:
+"timed" (the default: fp32 and int8 files compiled with INFERENCE_PRECISION_HINT=f32, fp16 files in the plugin's
+own choice — what the profiler times and parity checks), "f32" (always pinned) or "default" (no hint: what a user
+who loads the file with OpenVINO's defaults gets). The precision the plugin used is in `settings()`, with the
+thread count and the runtime's version, and is recorded with every latency and every parity result.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from edgekd.errors import EdgekdError
 
+ARITHMETIC = ("timed", "f32", "default")
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
@@ -89,21 +91,28 @@ class OrtSession(Session):
         return dict(self.session.get_modelmeta().custom_metadata_map)
 
     def settings(self) -> dict[str, Any]:
-        return {"provider": "CPUExecutionProvider", "threads": self.threads}
+        import onnxruntime as ort
+
+        # ONNX Runtime's CPU provider has no precision hint: it computes in the file's types (int8 kernels where
+        # the file's Q/DQ pairs fuse, float elsewhere).
+        return {"provider": "CPUExecutionProvider", "threads": self.threads, "inference_precision": "as stored",
+                "version": ort.__version__}
 
 
 class OpenVinoSession(Session):
     runtime = "openvino"
 
     def __init__(self, path: Path, threads: int, precision: str, static_shape: Optional[Sequence[int]] = None,
-                 pin_f32: bool = False) -> None:
+                 arithmetic: str = "timed") -> None:
         try:
             import openvino as ov
         except ImportError as exc:
             raise EdgekdError("the openvino runtime is not installed: pip install 'edgekd[openvino]'") from exc
         super().__init__(path)
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-        if pin_f32 or precision in ("fp32", "int8"):
+        if arithmetic not in ARITHMETIC:
+            raise EdgekdError(f"arithmetic must be one of {', '.join(ARITHMETIC)}, got {arithmetic!r}")
+        if arithmetic == "f32" or arithmetic == "timed" and precision in ("fp32", "int8"):
             config["INFERENCE_PRECISION_HINT"] = "f32"
         try:
             core = ov.Core()
@@ -140,10 +149,13 @@ class OpenVinoSession(Session):
         return {"edgekd.precision": self.precision}
 
     def settings(self) -> dict[str, Any]:
+        import openvino as ov
+
         return {
             "device": "CPU",
             "threads": self.threads,
             "inference_precision": _type_name(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
+            "version": ov.get_version(),
         }
 
 
@@ -168,12 +180,12 @@ def _type_name(element_type: Any) -> str:
 
 
 def open_session(path: str | Path, runtime: str, *, threads: int = 2, precision: str = "fp32",
-                 static_shape: Optional[Sequence[int]] = None, pin_f32: bool = False) -> Session:
+                 static_shape: Optional[Sequence[int]] = None, arithmetic: str = "timed") -> Session:
     """Load `path` with `runtime` on this host's CPU; EdgekdError for a missing file or a runtime that cannot
     run here. The backend that owns `runtime` opens the session (edgekd.export.base.Exporter.open_session).
 
     `static_shape` fixes a dynamic input to the shape that will be run (OpenVINO), as profiling does.
-    `pin_f32` makes OpenVINO compute in f32 whatever the file's precision (parity checks).
+    `arithmetic`: "timed" (what the profiler times), "f32" (pinned) or "default" (the runtime's own choice).
     """
     from edgekd.export import backend_for_runtime, local_runtimes
 
@@ -185,7 +197,7 @@ def open_session(path: str | Path, runtime: str, *, threads: int = 2, precision:
         local = ", ".join(local_runtimes()) or "none"
         raise EdgekdError(f"runtime '{runtime}' cannot run on this host (local runtimes: {local})")
     return backend.open_session(path, threads=threads, precision=precision, static_shape=static_shape,
-                                pin_f32=pin_f32)
+                                arithmetic=arithmetic)
 
 
 def runtime_for(path: str | Path) -> str:

@@ -19,6 +19,7 @@ from edgekd.report.render import (
     abs_diff_cell,
     environment_line,
     kernel_cell,
+    precision_cell,
     outcome_label,
     paren,
     ratio_line,
@@ -165,7 +166,7 @@ def deployments_section(report: Report) -> str:
 def _deployment_row(e: DeploymentEntry) -> list[Cell]:
     stats = e.latency.stats if e.latency else None
     status = e.status + (f": {e.reason}" if e.reason else "")
-    return [e.role, e.variant, e.backend, e.runtime, e.precision, (status, "reason"), _num(e.metric),
+    return [e.role, e.variant, e.backend, e.runtime, precision_cell(e), (status, "reason"), _num(e.metric),
             "-" if e.metric_delta_vs_float is None else f"{e.metric_delta_vs_float:+.3f}",
             "-" if e.size_bytes is None else _bytes(e.size_bytes), kernel_cell(e),
             "-" if stats is None else f"{stats.p50_ms:.3f}", "-" if stats is None else f"{stats.p90_ms:.3f}",

@@ -175,13 +175,25 @@ def _deployments_table(report: Report) -> str:
         speed = "-" if e.speedup_vs_fp32 is None else f"{e.speedup_vs_fp32:.2f}×"
         delta = "-" if e.metric_delta_vs_float is None else f"{e.metric_delta_vs_float:+.3f}"
         status = e.status if e.status in ("passed", "bundle", "built", "skipped") else f"**{e.status.upper()}**"
-        rows.append([e.role, e.variant, e.backend, e.precision, _num(e.metric), delta,
+        rows.append([e.role, e.variant, e.backend, precision_cell(e), _num(e.metric), delta,
                      "-" if e.size_bytes is None else _bytes(e.size_bytes), kernel_cell(e), p50, speed, status])
     return _table(header, rows, right_from=4) + (
         "\n\n'vs fp32': p50 of the same model's fp32 file on the same runtime divided by this file's p50 "
         "(> 1: faster), all timed side by side in one run. PTQ rows are the calibration-only baseline (not timed: "
-        "same graph as QAT). 'int8 kernels': convs ONNX Runtime's CPU provider runs as int8 kernels out of those "
+        "same graph as QAT). A precision such as 'fp16 (bf16)' names the arithmetic the runtime computed in, for "
+        "both the metric and the latency. 'int8 kernels': convs ONNX Runtime's CPU provider runs as int8 kernels out of those "
         "QAT quantized, read from its optimised graph.")
+
+
+_STORED_AS = {"fp32": "f32", "fp16": "f16", "int8": "f32"}  # the float arithmetic a file's precision implies
+
+
+def precision_cell(entry: Any) -> str:
+    """'fp16 (bf16)' when the file was checked and timed in another arithmetic than its precision implies."""
+    arithmetic = entry.inference_precision
+    if arithmetic in (None, "as stored") or arithmetic == _STORED_AS.get(entry.precision):
+        return entry.precision
+    return f"{entry.precision} ({arithmetic})"
 
 
 def kernel_cell(entry: Any) -> str:

@@ -89,6 +89,8 @@ class DeploymentEntry(_Strict):
     # int8 ONNX files: convs and matrix products ONNX Runtime runs as int8 kernels, as float, and how many of
     # each QAT quantized (edgekd.export.int8_graph.int8_kernel_counts)
     int8_kernels: dict[str, int] | None = None
+    # The arithmetic the file was checked and timed in (OpenVINO's inference precision, "as stored" for ONNX Runtime)
+    inference_precision: str | None = None
 
 
 class Prediction(_Strict):

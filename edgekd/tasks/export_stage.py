@@ -77,7 +77,17 @@ def _settings(cfg) -> ExportSettings:
 
 
 def _budgets(cfg) -> dict[str, Any]:
-    return {"fp32": cfg.parity, "fp16": cfg.parity_fp16, "int8": cfg.parity_int8}
+    """The recipe's budget per precision. fp32 and fp16 files are also held to the scaled SNR floor of
+    edgekd.export.parity.SCALED_BUDGETS unless the recipe sets `min_snr_db`: an absolute budget alone cannot fail a
+    file whose outputs are small. int8 files are held to the task metric against the float model (quant.max_metric_delta)."""
+    from edgekd.export.parity import SCALED_BUDGETS
+
+    budgets = {"fp32": cfg.parity, "fp16": cfg.parity_fp16, "int8": cfg.parity_int8}
+    for precision in ("fp32", "fp16"):
+        if budgets[precision].min_snr_db is None:
+            floor = SCALED_BUDGETS[precision]["min_snr_db"]
+            budgets[precision] = budgets[precision].model_copy(update={"min_snr_db": floor})
+    return budgets
 
 
 def _other_backends(task, ctx, float_source: Source, spec: ParitySpec, settings: ExportSettings) -> list[ExportRow]:

@@ -23,7 +23,7 @@ def run_report(task, ctx: StageContext) -> dict[str, Any]:
 
     latency = load_latency(ctx)
     rows = load_artifacts(ctx)
-    deployments = _deployments(rows, latency)
+    deployments, unpaired = _deployments(rows, latency)
     speedups(deployments)
     report = Report(
         recipe=ctx.recipe.name,
@@ -43,7 +43,8 @@ def run_report(task, ctx: StageContext) -> dict[str, Any]:
     extras = task.report_extras(ctx)
     report.ratios = {**ratios(report), **extras.get("ratios", {})}
     report.predictions, predict_notes = _predictions(rows, ctx)
-    report.notes = extras.get("notes", []) + _int8_notes(deployments) + predict_notes
+    report.notes = (extras.get("notes", []) + unpaired + _int8_notes(deployments) + _default_execution_notes(rows)
+                    + predict_notes)
     written = write_report(report, ctx.stage_dir)
     for path in written.values():
         with atomic_path(ctx.run_dir / path.name) as tmp:
@@ -56,19 +57,48 @@ def recipe_stage() -> Stage:
     return Stage("recipe", run=lambda ctx: None, config=lambda recipe: recipe)
 
 
-def _deployments(rows: list[dict[str, Any]], latency: dict[str, Any]) -> list[DeploymentEntry]:
-    entries = []
+def _deployments(rows: list[dict[str, Any]], latency: dict[str, Any]) -> tuple[list[DeploymentEntry], list[str]]:
+    """One entry per file; a latency is attached only when it was timed in the arithmetic its accuracy was checked
+    in (else a note says why it is missing)."""
+    entries, notes = [], []
     for row in rows:
         parity = row.get("parity") or {}
         timed = latency.get(artifact_key(row)) if row["variant"] != "ptq" else None
+        checked = (parity.get("execution") or {}).get("inference_precision")
+        if timed is not None and not same_execution(checked, timed.settings.get("inference_precision")):
+            notes.append(f"{row['role']} {row['runtime']} {row['precision']}: timed in "
+                         f"{timed.settings.get('inference_precision')} arithmetic but checked in {checked}; "
+                         f"its latency is left out rather than paired with another execution's accuracy.")
+            timed = None
         entries.append(DeploymentEntry(
             role=row["role"], variant=row["variant"], backend=row["backend"], runtime=row["runtime"],
             precision=row["precision"], status=row["status"], reason=row.get("reason", ""), path=row.get("path"),
             sha256=row.get("sha256"), size_bytes=row.get("size_bytes"), metric=row.get("metric_runtime"),
             metric_delta_vs_float=row.get("metric_delta_vs_float"), max_abs_diff=parity.get("max_abs_diff"),
-            latency=timed, int8_kernels=_int8_kernels(row),
+            latency=timed, int8_kernels=_int8_kernels(row), inference_precision=checked,
         ))
-    return entries
+    return entries, notes
+
+
+def same_execution(checked: str | None, timed: str | None) -> bool:
+    """Whether a parity check and a timing ran in the same arithmetic (both unrecorded counts as the same: files
+    from before edgekd recorded it)."""
+    return checked is None and timed is None or checked == timed
+
+
+def _default_execution_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Files whose runtime computes differently with its default settings on this host, and what that costs."""
+    notes = []
+    for row in rows:
+        default = (row.get("extra") or {}).get("default_execution")
+        if not default or row["variant"] == "ptq":
+            continue
+        verdict = "also passes parity" if default["passed"] else f"fails parity ({default['reason']})"
+        notes.append(f"{row['role']} {row['runtime']} {row['precision']}: with the runtime's default settings this "
+                     f"host computes in {default['inference_precision']}, and that execution {verdict}; the checked "
+                     f"and timed execution pins {row['parity']['execution'].get('inference_precision')} "
+                     f"(INFERENCE_PRECISION_HINT).")
+    return notes
 
 
 def _int8_kernels(row: dict[str, Any]) -> dict[str, int] | None:

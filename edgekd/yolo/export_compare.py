@@ -27,7 +27,7 @@ from edgekd.errors import EdgekdError
 from edgekd.yolo.offline import require_ultralytics
 
 RESULT_FILE = "compare.json"
-PARITY_BUDGET = 1e-3  # fp32, as `edgekd export` uses (export.standalone.DEFAULT_BUDGETS)
+PARITY_BUDGET = 1e-3  # fp32 |Δ|, as a recipe's export.parity defaults to
 INPUT_SEED = 0
 OUTPUT_NAME = "output0"  # Ultralytics' name for the raw head tensor; edgekd's file uses it too
 

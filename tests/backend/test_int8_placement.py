@@ -179,3 +179,32 @@ def test_kernel_counts_of_a_float_file(model, tmp_path) -> None:
     path = EXPORTERS.get("onnx").export(model, torch.zeros(SHAPE), tmp_path / "f.onnx", opset=17).path
     assert int8_kernel_counts(path) == {"int8_convs": 0, "float_convs": 4, "int8_matmuls": 0, "float_matmuls": 1}
     assert quantized_weighted_ops(onnx.load(str(path))) == {"convs": 0, "matmuls": 0}
+
+
+def _zero_classifier(path, out):
+    """The same file with the linear layer's int8 weights zeroed: a broken int8 file that still loads and runs."""
+    proto = onnx.load(str(path))
+    weights = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
+    assert weights, "no int8 matrix weight to break"
+    for init in weights:
+        init.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(init)), init.name))
+    onnx.save(proto, str(out))
+    return out
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_a_broken_int8_file_fails_parity_on_every_runtime(quantized, inputs, tmp_path, runtime) -> None:
+    from edgekd.export.parity import SCALED_BUDGETS, check_parity
+
+    placement = "onnxruntime" if runtime == "onnxruntime" else "explicit"
+    good = EXPORTERS.get("onnx").export(quantized, torch.zeros(SHAPE), tmp_path / "good.onnx", precision="int8",
+                                        opset=17, calibration=inputs, int8_placement=placement).path
+    bad = _zero_classifier(good, tmp_path / "bad.onnx")
+    if runtime == "openvino":
+        pytest.importorskip("openvino")
+        good, bad = (EXPORTERS.get("openvino").export(None, None, tmp_path / f"{p.stem}.xml", precision="int8",
+                                                      source_onnx=p).path for p in (good, bad))
+    checks = {name: check_parity(quantized, path, inputs, runtime=runtime, precision="int8", agreement=True,
+                                 **SCALED_BUDGETS["int8"]) for name, path in (("good", good), ("bad", bad))}
+    assert checks["good"].passed, checks["good"].failure_reason()
+    assert not checks["bad"].passed and "SNR" in checks["bad"].failure_reason()

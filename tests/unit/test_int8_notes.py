@@ -35,3 +35,33 @@ def test_other_runtimes_get_the_generic_reason_and_faster_int8_its_ratio() -> No
 def test_only_timed_qat_int8_files_are_described() -> None:
     assert _int8_notes([entry("openvino", 0.5, variant="ptq"), entry("openvino", 0.5, precision="fp16"),
                         entry("openvino", None)]) == []
+
+
+def test_a_latency_is_paired_only_with_the_accuracy_of_the_same_execution() -> None:
+    from edgekd.profile.local import ProfileResult
+    from edgekd.tasks.report_stage import _deployments
+
+    def row(checked: str) -> dict:
+        return {"role": "student", "variant": "float", "backend": "openvino", "runtime": "openvino",
+                "precision": "fp16", "status": "passed", "path": "export/openvino/student.fp16.xml",
+                "parity": {"max_abs_diff": 1e-3, "execution": {"inference_precision": checked}}}
+
+    latency = {"student/openvino/fp16": ProfileResult.model_construct(settings={"inference_precision": "bf16"})}
+    [same], notes = _deployments([row("bf16")], latency)
+    assert same.latency is latency["student/openvino/fp16"] and same.inference_precision == "bf16" and not notes
+    [other], notes = _deployments([row("f32")], latency)  # checked in f32, timed in bf16: never paired
+    assert other.latency is None
+    assert notes == ["student openvino fp16: timed in bf16 arithmetic but checked in f32; its latency is left out "
+                     "rather than paired with another execution's accuracy."]
+
+
+def test_the_default_execution_of_a_file_is_noted() -> None:
+    from edgekd.tasks.report_stage import _default_execution_notes
+
+    row = {"role": "student", "variant": "qat", "runtime": "openvino", "precision": "int8",
+           "parity": {"execution": {"inference_precision": "f32"}},
+           "extra": {"default_execution": {"inference_precision": "bf16", "passed": False,
+                                           "reason": "SNR 9.0 dB < budget 12 dB"}}}
+    [note] = _default_execution_notes([row])
+    assert "computes in bf16, and that execution fails parity (SNR 9.0 dB < budget 12 dB)" in note
+    assert "pins f32" in note

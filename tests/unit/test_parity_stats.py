@@ -32,7 +32,8 @@ LOGITS = RNG.standard_normal((8, 10)).astype(np.float32)
 def _parity(reference: np.ndarray, runtime: np.ndarray | list[np.ndarray], monkeypatch, **budgets) -> ParityResult:
     """`check_parity` of an identity model (its output is its input, `reference`) against given runtime outputs."""
     outputs = runtime if isinstance(runtime, list) else [runtime]
-    monkeypatch.setattr(parity_module, "_runtime_outputs", lambda *args: [np.asarray(o, np.float32) for o in outputs])
+    monkeypatch.setattr(parity_module, "_runtime_outputs",
+                        lambda *args: ([np.asarray(o, np.float32) for o in outputs], {"inference_precision": "f32"}))
     return check_parity(torch.nn.Identity(), "unused.onnx", reference, **budgets)
 
 
