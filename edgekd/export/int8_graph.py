@@ -83,6 +83,38 @@ def explicit_graph(qdq_proto: Any) -> Any:
     return qdq_proto
 
 
+def unfolded_weights(explicit_proto: Any) -> Any:
+    """The inverse of `explicit_graph`: each int8 weight becomes its float value followed by QuantizeLinear →
+    DequantizeLinear again (the same numbers). OpenVINO converts this form into faster IR: converted from int8
+    weight initializers, the mono3d student's int8 IR ran 1.47–1.55× slower than from NNCF's graph in two
+    side-by-side runs (2.15 vs 1.39 ms, 2.54 vs 1.74 ms); unfolded, 2.08 vs 2.05 ms, outputs equal to 3e-5."""
+    from onnx import helper, numpy_helper
+
+    graph = explicit_proto.graph
+    consts = _constants(graph)
+    int8 = {i.name for i in graph.initializer if i.data_type in (2, 3)}  # UINT8, INT8
+    added = []
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in int8:
+            continue
+        quantizer = _quantizer(node, consts)
+        name = node.input[0]
+        weight = _dequantize(consts[name], quantizer)
+        float_name, q_name = f"{name}_float", f"{name}_requantized"
+        graph.initializer.append(numpy_helper.from_array(weight, float_name))
+        axis = [a for a in node.attribute if a.name == "axis"]
+        quantize = helper.make_node("QuantizeLinear", [float_name, *node.input[1:]], [q_name], name=f"{name}_Q")
+        quantize.attribute.extend(axis)
+        added.append((node, quantize))
+        node.input[0] = q_name
+    nodes = list(graph.node)
+    for dq, quantize in added:
+        nodes.insert(nodes.index(dq), quantize)
+    _replace_nodes(graph, nodes)
+    _drop_unused_initializers(graph)
+    return explicit_proto
+
+
 def onnxruntime_graph(qdq_proto: Any, calibration: np.ndarray, *, batch_size: int = 8) -> tuple[Any, dict[str, Any]]:
     """The int8 graph ONNX Runtime's CPU provider runs as int8 kernels; (proto, what was done)."""
     import onnx

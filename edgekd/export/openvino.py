@@ -11,10 +11,11 @@ ONNX exporter runs first into a temporary folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from edgekd.artifacts import sha256_file
 from edgekd.errors import EdgekdError
@@ -67,7 +68,8 @@ class OpenVinoExporter(Exporter):
         if precision != "int8" and has_qdq:
             raise EdgekdError(f"{onnx_path.name} is a Q/DQ (int8) graph: convert it with precision int8")
         try:
-            converted = ov.convert_model(str(onnx_path))
+            with _qdq_weights(onnx_path) as source:
+                converted = ov.convert_model(str(source))
         except Exception as exc:  # the frontend raises its own types with multi-line text
             raise EdgekdError(f"OpenVINO cannot convert {onnx_path.name}: {str(exc).splitlines()[0]}") from exc
         converted.set_rt_info(precision, ["edgekd", "precision"])
@@ -79,6 +81,24 @@ class OpenVinoExporter(Exporter):
             extra={"bin": str(bin_path), "bin_sha256": sha256_file(bin_path), "source_onnx": onnx_path.name,
                    "openvino": ov.get_version(), "compress_to_fp16": precision == "fp16"},
         )
+
+
+@contextlib.contextmanager
+def _qdq_weights(onnx_path: Path) -> Iterator[Path]:
+    """`onnx_path`, or where its weights are int8 initializers (the explicit graph), a temporary copy with them
+    as float + QuantizeLinear/DequantizeLinear: the same values, converted into faster IR (int8_graph.unfolded_weights)."""
+    import onnx
+
+    from edgekd.export.int8_graph import unfolded_weights
+
+    proto = onnx.load(str(onnx_path))
+    if not any(i.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) for i in proto.graph.initializer):
+        yield onnx_path
+        return
+    with tempfile.TemporaryDirectory(prefix="edgekd-ov-") as folder:
+        source = Path(folder) / onnx_path.name
+        onnx.save(unfolded_weights(proto), str(source))
+        yield source
 
 
 def _has_qdq(onnx_path: Path) -> bool:

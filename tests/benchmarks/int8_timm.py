@@ -39,7 +39,7 @@ def bench(name: str, folder: Path, runs: int, threads: int) -> None:
                                  precisions=precisions)
     by_key = {f"{r.backend} {r.precision}": r for r in rows}
     print(f"\n{name}")
-    print(f"{'file':28} {'size MB':>8} {'int8 kernels':>14} {'p50 ms':>8} {'vs fp32':>8}  parity")
+    print(f"{'file':28} {'size MB':>8} {'vs fp32':>8} {'int8 kernels':>14} {'p50 ms':>8} {'speed-up':>8}  parity")
     for key, path in files.items():
         size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
         fp32 = timed["onnx fp32" if key.startswith("onnx") else "openvino fp32"].stats.p50_ms
@@ -48,8 +48,14 @@ def bench(name: str, folder: Path, runs: int, threads: int) -> None:
         kernels = (row.extra.get("kernels") if row else None) or {}
         quantized = (row.extra.get("quantized_by_qat") if row else None) or {}
         cell = f"{kernels['int8_convs']}/{quantized['convs']}" if kernels and quantized else "-"
-        parity = f"{row.status} (max |Δ| {row.max_abs_diff:.3g})" if row and row.max_abs_diff is not None else "-"
-        print(f"{key:28} {size / 1e6:8.2f} {cell:>14} {p50:8.3f} {fp32 / p50:7.2f}×  {parity}")
+        checked = (row.parity or {}) if row else {}
+        parity = (f"{row.status} (SNR {checked.get('snr_db') or float('inf'):.1f} dB, top-1 "
+                  f"{checked.get('top1_agreement'):.2f}, {checked.get('execution', {}).get('inference_precision')})"
+                  if checked else "-")
+        fp32_file = files["onnx fp32" if key.startswith("onnx") else "openvino fp32"]
+        fp32_size = fp32_file.stat().st_size + (fp32_file.with_suffix(".bin").stat().st_size
+                                                 if fp32_file.suffix == ".xml" else 0)
+        print(f"{key:28} {size / 1e6:8.2f} {size / fp32_size:7.2f}× {cell:>14} {p50:8.3f} {fp32 / p50:7.2f}×  {parity}")
 
 
 def main() -> None:
