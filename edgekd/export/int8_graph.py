@@ -70,7 +70,7 @@ def explicit_graph(qdq_proto: Any) -> Any:
         if node.op_type == "QuantizeLinear" and node.input[0] in consts:
             quantizer = _quantizer(node, consts)
             values = _quantize(consts[node.input[0]], quantizer)
-            name = f"{node.input[0]}_quantized"
+            name = _unique(f"{node.input[0]}_quantized", folded.values())  # a weight shared by two quantizers
             graph.initializer.append(numpy_helper.from_array(values, name))
             folded[node.output[0]] = name
             continue
@@ -122,6 +122,9 @@ def onnxruntime_graph(qdq_proto: Any, calibration: np.ndarray, *, batch_size: in
     float_proto, learned = float_graph(qdq_proto)
     float_proto = _simplified(float_proto, learned)
     graph = float_proto.graph
+    for index, node in enumerate(graph.node):  # the quantizer excludes nodes by name: every node needs its own
+        if not node.name:
+            node.name = f"edgekd_{node.op_type}_{index}"
     excluded, float_tensors = _kept_float(graph, learned)
     excluded |= {n.name for n in graph.node if n.op_type in NO_INT8_KERNEL_OPS}
     # A tensor QAT computed in float stays float: neither the node writing it nor any node reading it is
@@ -195,9 +198,6 @@ def float_graph(qdq_proto: Any) -> tuple[Any, dict[str, Quantizer]]:
         if output.name in rename:
             kept.append(onnx.helper.make_node("Identity", [rename[output.name]], [output.name]))
     used = {name for node in kept for name in node.input}
-    for index, node in enumerate(kept):  # the quantizer excludes nodes by name: every node needs its own
-        if not node.name:
-            node.name = f"edgekd_{node.op_type}_{index}"
     _replace_nodes(graph, kept)
     del graph.initializer[:]
     graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if k in used)
@@ -401,6 +401,14 @@ def _quantize(values: np.ndarray, q: Quantizer) -> np.ndarray:
 def _dequantize(values: np.ndarray, q: Quantizer) -> np.ndarray:
     scale, zero = _broadcast(q, values)
     return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def _unique(name: str, taken: Any) -> str:
+    taken = set(taken)
+    candidate, counter = name, 1
+    while candidate in taken:
+        candidate, counter = f"{name}_{counter}", counter + 1
+    return candidate
 
 
 def _replace_nodes(graph: Any, nodes: list[Any]) -> None:
