@@ -197,11 +197,39 @@ def float_graph(qdq_proto: Any) -> tuple[Any, dict[str, Quantizer]]:
     for output in graph.output:  # a graph output read through a Q/DQ pair keeps its name
         if output.name in rename:
             kept.append(onnx.helper.make_node("Identity", [rename[output.name]], [output.name]))
+    kept = _fold_weight_transposes(kept, consts, learned)
     used = {name for node in kept for name in node.input}
     _replace_nodes(graph, kept)
     del graph.initializer[:]
     graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if k in used)
     return proto, learned
+
+
+def _fold_weight_transposes(nodes: list[Any], consts: dict[str, np.ndarray], learned: dict[str, Quantizer]) -> list[Any]:
+    """A Linear layer exports as W → QuantizeLinear → DequantizeLinear → Transpose → MatMul. Without its Q/DQ
+    pair the Transpose reads the weight constant: fold it into a transposed constant named as its output, with
+    the per-channel axis moved along, so that the quantizer sees the MatMul's weight as a weight (the quantized
+    initializer ONNX Runtime's QLinearMatMul needs) and QAT's scales follow it."""
+    readers: dict[str, int] = {}
+    for node in nodes:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    kept = []
+    for node in nodes:
+        source = node.input[0] if node.op_type == "Transpose" else None
+        if source not in learned or source not in consts:
+            kept.append(node)
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        perm = perm or list(reversed(range(consts[source].ndim)))
+        quantizer = learned[source]
+        consts[node.output[0]] = np.ascontiguousarray(np.transpose(consts[source], perm))
+        axis = None if quantizer.axis is None else perm.index(quantizer.axis)
+        learned[node.output[0]] = Quantizer(quantizer.scale, quantizer.zero_point, axis)
+        readers[source] -= 1
+        if readers[source] == 0:  # the untransposed weight has no other reader: its quantizer goes with it
+            del learned[source]
+    return kept
 
 
 def int8_kernel_counts(path: str | Path) -> dict[str, int]:
@@ -246,7 +274,8 @@ def quantized_weighted_ops(qdq_proto: Any) -> dict[str, int]:
     dequantized = {n.output[0]: True for n in graph.node if n.op_type == "DequantizeLinear"}
     counts = {"convs": 0, "matmuls": 0}
     for node in graph.node:
-        if node.op_type in WEIGHTED_OPS and len(node.input) > 1 and node.input[1] in dequantized:
+        if node.op_type in WEIGHTED_OPS and len(node.input) > 1 and _reaches_quantized(node.input[1], dequantized,
+                                                                                          producer):
             if _reaches_quantized(node.input[0], dequantized, producer):
                 counts["convs" if node.op_type.startswith("Conv") else "matmuls"] += 1
     return counts

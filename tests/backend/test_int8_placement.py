@@ -230,3 +230,33 @@ def test_openvino_ir_from_the_explicit_graph_is_at_least_as_faithful(qdq, inputs
     # Weights already on the int8 grid leave OpenVINO nothing to round differently from ONNX's QuantizeLinear
     # (measured: 1.5e-8 against 2.1e-4 from the float weights NNCF writes).
     assert errors["explicit"] <= errors["qdq"] and errors["explicit"] < 1e-5, errors
+
+
+class MlpNet(nn.Module):
+    """Linear layers on a token axis, as a ConvNeXt block or a transformer has them: each exports as
+    W → Q → DQ → Transpose → MatMul."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 4, stride=4)
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        tokens = self.stem(x).flatten(2).transpose(1, 2)  # (N, 64, 16)
+        return self.head((tokens + self.mlp(tokens)).mean(1))
+
+
+def test_linear_layers_on_tokens_run_as_int8_matmuls(inputs, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = MlpNet().eval()
+    quantized = quantize_ptq(model, [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)])
+    result = EXPORTERS.get("onnx").export(quantized, torch.zeros(SHAPE), tmp_path / "mlp.int8.onnx",
+                                          precision="int8", opset=17, calibration=inputs)
+    quantized_by_qat = result.extra["quantized_by_qat"]
+    assert quantized_by_qat["matmuls"] >= 2, quantized_by_qat  # the two token MLP layers at least
+    kernels = result.extra["kernels"]
+    assert kernels["int8_matmuls"] >= quantized_by_qat["matmuls"] and kernels["float_matmuls"] == 0, kernels
+    weights = [i for i in onnx.load(str(result.path)).graph.initializer
+               if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
+    assert len(weights) >= 3  # stored as int8, not as float
