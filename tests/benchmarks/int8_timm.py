@@ -47,9 +47,11 @@ def bench(name: str, folder: Path, runs: int, threads: int) -> None:
         row = by_key.get(key)
         kernels = (row.extra.get("kernels") if row else None) or {}
         quantized = (row.extra.get("quantized_by_qat") if row else None) or {}
-        cell = f"{kernels['int8_convs']}/{quantized['convs']}" if kernels and quantized else "-"
+        cell = (f"{kernels['int8_convs']}/{quantized['convs']}+{kernels['int8_matmuls']}/{quantized['matmuls']}"
+                if kernels and quantized else "-")
         checked = (row.parity or {}) if row else {}
-        parity = (f"{row.status} (SNR {checked.get('snr_db') or float('inf'):.1f} dB, top-1 "
+        snr = checked.get("snr_db")
+        parity = (f"{row.status} (SNR {float('inf') if snr is None else snr:.1f} dB, top-1 "
                   f"{checked.get('top1_agreement'):.2f}, {checked.get('execution', {}).get('inference_precision')})"
                   if checked else "-")
         fp32_file = files["onnx fp32" if key.startswith("onnx") else "openvino fp32"]
