@@ -90,10 +90,19 @@ def _deploy_once(files: dict[str, Path], hashes: dict[str, str], target: DeviceT
         items = []
         for name in (n for n in files if runner_runtime_for(n)):
             items.append(_smoke(session, folder, name, hashes, options, input_shape))
-            if environment.get("jetson") and name.endswith(".onnx"):
+            if environment.get("jetson") and name.endswith(".onnx") and _tensorrt_source(files[name]):
                 items.append(_engine(session, folder, name, files[name], hashes, environment, options))
     return DeployReport(name=target.name, device=target.device, host=target.address, remote_dir=folder,
                         files=hashes, items=items, environment=environment)
+
+
+def _tensorrt_source(path: Path) -> bool:
+    """Whether TensorRT builds from this ONNX: not the int8 file placed for ONNX Runtime (u8 activations, which
+    TensorRT refuses); its explicit twin, `*.int8.explicit.onnx`, is TensorRT's."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return meta.get("edgekd.int8_placement") != "onnxruntime"
 
 
 def _runner(session: Session, folder: str, options: RemoteOptions, args: list[str]) -> dict[str, Any]:

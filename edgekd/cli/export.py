@@ -130,7 +130,8 @@ def _table(rows) -> Table:
     for row in rows:
         mark = {"passed": "[green]passed[/green]", "failed": "[bold red]FAILED[/bold red]"}.get(row.status, row.status)
         parity = row.parity or {}
-        snr = "-" if parity.get("snr_db") is None else f"{parity['snr_db']:.1f}"
+        snr = parity.get("snr_db")
+        snr = "-" if snr is None else snr if isinstance(snr, str) else f"{snr:.1f}"
         agree = "-" if parity.get("top1_agreement") is None else f"{parity['top1_agreement']:.2f}"
         diff = "-" if parity.get("max_abs_diff") is None else f"{parity['max_abs_diff']:.2e}"
         size = "-" if row.size_bytes is None else f"{row.size_bytes / 2**20:.2f} MiB"

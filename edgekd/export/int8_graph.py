@@ -40,9 +40,10 @@ WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 # so the arithmetic is the one QAT trained), neither counted nor gated.
 NO_INT8_KERNEL_OPS = ("ConvTranspose",)
 # Operations that move values without computing new ones: a tensor made of quantized tensors stays on their
-# grids through them (NNCF quantizes a Concat's inputs rather than its output, for one).
+# grids through them (NNCF quantizes a Concat's inputs rather than its output, for one). Resize and Pad are
+# taken as nearest-neighbour and zero padding, which is what the students use.
 PASS_THROUGH_OPS = ("Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "MaxPool", "Concat",
-                    "Split", "Slice", "Resize", "Pad")
+                    "Split", "Slice", "Gather", "Resize", "Pad")
 INT8_CONV_KERNELS = ("QLinearConv", "ConvInteger")
 FLOAT_CONV_KERNELS = ("Conv", "FusedConv", "NhwcFusedConv")
 INT8_MATMUL_KERNELS = ("QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat", "QGemm", "DynamicQuantizeMatMul")
@@ -100,10 +101,12 @@ def unfolded_weights(explicit_proto: Any) -> Any:
         quantizer = _quantizer(node, consts)
         name = node.input[0]
         weight = _dequantize(consts[name], quantizer)
-        float_name, q_name = f"{name}_float", f"{name}_requantized"
+        taken = {i.name for i in graph.initializer} | {o for n in graph.node for o in n.output}
+        float_name = _unique(f"{name}_float", taken)  # two DequantizeLinear may share one int8 weight
+        q_name = _unique(f"{name}_requantized", taken)
         graph.initializer.append(numpy_helper.from_array(weight, float_name))
         axis = [a for a in node.attribute if a.name == "axis"]
-        quantize = helper.make_node("QuantizeLinear", [float_name, *node.input[1:]], [q_name], name=f"{name}_Q")
+        quantize = helper.make_node("QuantizeLinear", [float_name, *node.input[1:]], [q_name], name=f"{q_name}_Q")
         quantize.attribute.extend(axis)
         added.append((node, quantize))
         node.input[0] = q_name
@@ -127,9 +130,13 @@ def onnxruntime_graph(qdq_proto: Any, calibration: np.ndarray, *, batch_size: in
             node.name = f"edgekd_{node.op_type}_{index}"
     excluded, float_tensors = _kept_float(graph, learned)
     excluded |= {n.name for n in graph.node if n.op_type in NO_INT8_KERNEL_OPS}
-    # A tensor QAT computed in float stays float: neither the node writing it nor any node reading it is
-    # quantized (ONNX Runtime would otherwise quantize e.g. a squeeze-excitation gate QAT never rounded).
-    excluded |= {n.name for n in graph.node if any(t in float_tensors for t in (*n.input, *n.output))}
+    # A tensor QAT computed in float stays float: no node reading it is quantized, nor the node writing it unless
+    # that is a weighted op QAT made int8 (ONNX Runtime must quantize its output to run it as an int8 kernel; the
+    # float reader then sees that rounding, which parity measures). Without this, ONNX Runtime would quantize
+    # e.g. a squeeze-excitation gate QAT never rounded.
+    int8_writers = {n.name for n in graph.node if n.op_type in WEIGHTED_OPS and n.name not in excluded}
+    excluded |= {n.name for n in graph.node if any(t in float_tensors for t in n.input)
+                 or n.name not in int8_writers and any(t in float_tensors for t in n.output)}
     overrides = _unsigned_overrides(graph, learned, {i.name for i in graph.initializer})
     input_name = graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="edgekd-ort-int8-") as folder:
@@ -152,16 +159,20 @@ def onnxruntime_graph(qdq_proto: Any, calibration: np.ndarray, *, batch_size: in
 def _simplified(proto: Any, learned: dict[str, Quantizer]) -> Any:
     """onnxslim's constant folding of the float graph (the shape arithmetic the TorchScript exporter leaves, which
     ONNX Runtime would otherwise compute at every call), kept only if every tensor QAT quantized keeps its name."""
+    import onnx
+
+    original = onnx.ModelProto()
+    original.CopyFrom(proto)  # onnxslim may modify its argument before it fails
     try:
         import onnxslim
 
         with _quiet_root_logger():
             slimmed = onnxslim.slim(proto)
     except Exception:  # an optimisation: the graph as it was still quantizes
-        return proto
+        return original
     names = {i.name for i in slimmed.graph.initializer} | {o for n in slimmed.graph.node for o in n.output} | {
         i.name for i in slimmed.graph.input}
-    return slimmed if set(learned) <= names else proto
+    return slimmed if set(learned) <= names else original
 
 
 def float_graph(qdq_proto: Any) -> tuple[Any, dict[str, Quantizer]]:
@@ -174,8 +185,7 @@ def float_graph(qdq_proto: Any) -> tuple[Any, dict[str, Quantizer]]:
     proto.CopyFrom(qdq_proto)
     graph = proto.graph
     consts = _constants(graph)
-    nodes = [n for n in graph.node if n.op_type != "Constant"
-             and not (n.op_type == "Identity" and n.input[0] in consts)]
+    nodes = [n for n in graph.node if not (n.op_type in ("Constant", "Identity") and n.output[0] in consts)]
     producer = {out: n for n in nodes for out in n.output}
     learned: dict[str, Quantizer] = {}
     rename: dict[str, str] = {}
@@ -330,12 +340,13 @@ def _kept_float(graph: Any, learned: dict[str, Quantizer]) -> tuple[set[str], se
     for node in graph.node:
         if node.op_type not in WEIGHTED_OPS or len(node.input) < 2:
             continue
-        weight_quantized = node.input[1] in learned
+        weight_quantized = _reaches_quantized(node.input[1], learned, producer)
         input_quantized = _reaches_quantized(node.input[0], learned, producer)
         if weight_quantized and input_quantized:
             continue
         excluded.add(node.name)
-        float_tensors.add(node.input[0])
+        if not input_quantized:
+            float_tensors.add(node.input[0])
     return excluded, float_tensors
 
 

@@ -195,7 +195,7 @@ def _check_default_execution(row: ExportRow, source: Source, backend: Any, path:
     parity = _parity(source, backend, path, row.precision, spec, arithmetic="default")
     row.extra["default_execution"] = {
         "inference_precision": default.get("inference_precision"), "passed": parity.passed,
-        "reason": parity.failure_reason(), "snr_db": parity.to_dict()["snr_db"],
+        "reason": parity.failure_reason(), "snr_db": parity.to_dict()["snr_db"],  # "inf" for identical outputs
         "top1_agreement": parity.top1_agreement, "metric_runtime": parity.metric_runtime,
     }
 

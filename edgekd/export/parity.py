@@ -114,9 +114,10 @@ class ParityResult:
     execution: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as JSON can hold them: an infinite SNR (identical outputs; rel_l2 is then 0) becomes None,
-        since strict JSON has no Infinity."""
-        return {k: None if isinstance(v, float) and math.isinf(v) else v for k, v in asdict(self).items()}
+        """The fields as strict JSON can hold them: an infinite value (SNR of identical outputs, +inf; of a zero
+        reference with an error, -inf) becomes the string "inf" / "-inf"."""
+        return {k: (("inf" if v > 0 else "-inf") if isinstance(v, float) and math.isinf(v) else v)
+                for k, v in asdict(self).items()}
 
     def failure_reason(self) -> str:
         """One line naming each budget that was exceeded and by how much; '' when it passed.

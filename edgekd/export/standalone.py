@@ -75,7 +75,7 @@ def export_model(
     out_dir = Path(out_dir)
     _check_request(backends, calibration)
     inputs = parity_inputs if parity_inputs is not None else _random_inputs(input_shape, parity_samples)
-    spec = ParitySpec(inputs, {**default_budgets(), **(budgets or {})}, agreement=True)
+    spec = ParitySpec(inputs, {**default_budgets(), **_budget_objects(budgets or {})}, agreement=True)
     settings = ExportSettings(opset=opset, tensorrt_target=target_tensorrt)
     shape = tuple(input_shape)
     sources = {"float": Source(ROLE, "float", model.eval(), shape)}
@@ -102,6 +102,14 @@ def default_budgets() -> dict[str, Any]:
     from edgekd.recipe.common import ParityBudget
 
     return {precision: ParityBudget(max_abs_diff=None, **budgets) for precision, budgets in SCALED_BUDGETS.items()}
+
+
+def _budget_objects(budgets: dict[str, Any]) -> dict[str, Any]:
+    """A number is an absolute |Δ| budget (what `budgets=` took before the scaled ones); a ParityBudget stays."""
+    from edgekd.recipe.common import ParityBudget
+
+    return {precision: ParityBudget(max_abs_diff=float(budget)) if isinstance(budget, (int, float)) else budget
+            for precision, budget in budgets.items()}
 
 
 def _check_request(backends: dict[str, list[str]], calibration) -> None:

@@ -260,3 +260,26 @@ def test_linear_layers_on_tokens_run_as_int8_matmuls(inputs, tmp_path) -> None:
     weights = [i for i in onnx.load(str(result.path)).graph.initializer
                if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
     assert len(weights) >= 3  # stored as int8, not as float
+
+
+class ProjectionThenFallback(nn.Module):
+    """conv → ReLU → conv (a projection, no activation) → conv kept float: the kept conv reads the projection's
+    output directly, as a MobileNetV2 expansion after a projection does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1), nn.Conv2d(8, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.c(self.b(torch.relu(self.a(x))))
+
+
+def test_a_fallback_conv_reading_a_quantized_conv_leaves_that_conv_int8(inputs, tmp_path) -> None:
+    torch.manual_seed(0)
+    batches = [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)]
+    kept = quantize_ptq(ProjectionThenFallback().eval(), batches, fallback_modules=["c"])
+    result = EXPORTERS.get("onnx").export(kept, torch.zeros(SHAPE), tmp_path / "proj.onnx", precision="int8",
+                                          opset=17, calibration=inputs)
+    assert result.extra["quantized_by_qat"]["convs"] == 2
+    assert result.extra["kernels"]["int8_convs"] == 2 and result.extra["kernels"]["float_convs"] == 1
+    assert result.extra["int8"]["float_ops"] == ["/c/Conv"]

@@ -51,7 +51,7 @@ def bench(name: str, folder: Path, runs: int, threads: int) -> None:
                 if kernels and quantized else "-")
         checked = (row.parity or {}) if row else {}
         snr = checked.get("snr_db")
-        parity = (f"{row.status} (SNR {float('inf') if snr is None else snr:.1f} dB, top-1 "
+        parity = (f"{row.status} (SNR {float(snr) if snr is not None else float('nan'):.1f} dB, top-1 "
                   f"{checked.get('top1_agreement'):.2f}, {checked.get('execution', {}).get('inference_precision')})"
                   if checked else "-")
         fp32_file = files["onnx fp32" if key.startswith("onnx") else "openvino fp32"]
