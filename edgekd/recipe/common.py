@@ -129,6 +129,17 @@ class ExportConfig(StrictModel):
     parity_int8: ParityBudget = ParityBudget(max_abs_diff=0.1, max_metric_delta=0.3)
     eval_samples: int = Field(2000, gt=0, description="held-out samples used for the parity metric")
     backends: dict[BackendName, list[PrecisionName]] = Field(default_factory=_default_backends)
+
+    @field_validator("backends")
+    @classmethod
+    def _producible(cls, backends: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, precisions in backends.items():
+            backend = BACKENDS.get(name)
+            for precision in precisions:
+                if precision not in backend.precisions:
+                    reason = backend.refused.get(precision, "not implemented by this backend")
+                    raise ValueError(f"{name} cannot produce {precision}: {reason}")
+        return backends
     deploy: dict[RuntimeName, Literal[("auto", *PRECISIONS)]] = Field(  # type: ignore[valid-type]
         default_factory=_default_deploy
     )

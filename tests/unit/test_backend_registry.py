@@ -112,3 +112,10 @@ def test_no_module_keeps_its_own_list_of_runtimes() -> None:
         if lines:
             offenders[rel] = lines
     assert not offenders, f"runtime names listed outside the registry (edgekd.export): {offenders}"
+
+
+def test_a_precision_a_backend_refuses_fails_at_recipe_load_with_its_reason() -> None:
+    from edgekd.recipe.loader import load_recipe
+
+    with pytest.raises(EdgekdError, match="onnx cannot produce fp16: ONNX Runtime's CPU provider has few fp16"):
+        load_recipe(REPO / "recipes" / "quickstart.yaml", ["export.backends={onnx: [fp16]}"])
