@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict
 
 from edgekd.errors import EdgekdError
-from edgekd.export import backend_for_runtime, runner_runtime_for
+from edgekd.export import backend_for_file, runner_runtime_for
 from edgekd.profile.remote import (
     RUNNER, ModelFiles, RefusedOnDevice, RemoteOptions, expect_args, require_ok, run_runner, upload,
 )
@@ -111,8 +111,9 @@ def _runner(session: Session, folder: str, options: RemoteOptions, args: list[st
 
 def _smoke(session: Session, folder: str, name: str, hashes: dict[str, str], options: RemoteOptions,
            input_shape: Optional[tuple[int, ...]]) -> DeployItem:
-    runtime = runner_runtime_for(name)
-    companions = {str(Path(name).with_suffix(s)) for s in backend_for_runtime(runtime).companion_suffixes}
+    backend = backend_for_file(name, runner_only=True)
+    runtime = backend.remote_runner
+    companions = {str(Path(name).with_suffix(s)) for s in backend.companion_suffixes}
     own = {n: d for n, d in hashes.items() if n == name or n in companions}
     shape = ["--input-shape", ",".join(map(str, input_shape))] if input_shape else []
     payload = _runner(session, folder, options, ["smoke", name, *expect_args(own), "--runtime", runtime, *shape])

@@ -62,26 +62,33 @@ def local_runtimes() -> list[str]:
     return [BACKENDS.get(name).runtime for name in BACKEND_MODULES if BACKENDS.get(name).runs_here()]
 
 
-def runtime_for_file(path: str | Path) -> str:
-    """The runtime that executes a file, by its suffix (.onnx: ONNX Runtime, .xml: OpenVINO, .engine: TensorRT)."""
+def backend_for_file(path: str | Path, *, runner_only: bool = False) -> Exporter | None:
+    """The backend whose own file format `path` is, by its suffix; with `runner_only`, among the backends the
+    device runner executes (edgekd/profile/remote_runner.py). None when there is none."""
     suffix = Path(path).suffix
     for name in BACKEND_MODULES:
-        if BACKENDS.get(name).file_suffix == suffix:
-            return BACKENDS.get(name).runtime
-    known = ", ".join(BACKENDS.get(name).file_suffix for name in BACKEND_MODULES)
-    raise EdgekdError(f"{Path(path).name}: no runtime edgekd knows runs '{suffix}' files ({known})")
+        backend = BACKENDS.get(name)
+        if backend.file_suffix == suffix and (backend.remote_runner or not runner_only):
+            return backend
+    return None
+
+
+def runtime_for_file(path: str | Path) -> str:
+    """The runtime that executes a file, by its suffix (.onnx: ONNX Runtime, .xml: OpenVINO, .engine: TensorRT)."""
+    backend = backend_for_file(path)
+    if backend is None:
+        known = ", ".join(BACKENDS.get(name).file_suffix for name in BACKEND_MODULES)
+        raise EdgekdError(f"{Path(path).name}: no runtime edgekd knows runs '{Path(path).suffix}' files ({known})")
+    return backend.runtime
 
 
 def runner_runtime_for(path: str | Path) -> str | None:
     """The runtime the device runner executes a file under (.onnx: onnxruntime, .xml: openvino); None when the
     device runner does not run files of that kind."""
-    for name in BACKEND_MODULES:
-        backend = BACKENDS.get(name)
-        if backend.remote_runner and Path(path).suffix == backend.file_suffix:
-            return backend.remote_runner
-    return None
+    backend = backend_for_file(path, runner_only=True)
+    return backend.remote_runner if backend else None
 
 
 __all__ = ["BACKENDS", "EXPORTERS", "Exporter", "ExportResult", "PRECISIONS", "backend_for_runtime", "backend_names",
-           "runtime_names", "all_runtime_names", "local_runtimes", "runtime_for_file",
+           "runtime_names", "all_runtime_names", "local_runtimes", "backend_for_file", "runtime_for_file",
            "runner_runtime_for"]

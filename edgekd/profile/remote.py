@@ -107,14 +107,13 @@ class ModelFiles:
 
 def _primary_backend(path: Path) -> Any:
     """The backend whose own file format `path` is, among those a device can time."""
-    from edgekd.export import BACKENDS, backend_names
+    from edgekd.export import BACKENDS, backend_for_file, backend_names
 
-    timed = [BACKENDS.get(n) for n in backend_names() if BACKENDS.get(n).remote_runner]
-    for backend in timed:
-        if path.suffix == backend.file_suffix:
-            return backend
-    accepted = " or ".join(b.file_suffix for b in timed)
-    raise EdgekdError(f"{path.name}: profiling takes a {accepted} file, not {path.suffix!r}")
+    backend = backend_for_file(path, runner_only=True)
+    if backend is None:
+        accepted = " or ".join(BACKENDS.get(n).file_suffix for n in backend_names() if BACKENDS.get(n).remote_runner)
+        raise EdgekdError(f"{path.name}: profiling takes a {accepted} file, not {path.suffix!r}")
+    return backend
 
 
 @dataclass
