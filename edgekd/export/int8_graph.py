@@ -158,21 +158,17 @@ def onnxruntime_graph(qdq_proto: Any, calibration: np.ndarray, *, batch_size: in
 
 def _simplified(proto: Any, learned: dict[str, Quantizer]) -> Any:
     """onnxslim's constant folding of the float graph (the shape arithmetic the TorchScript exporter leaves, which
-    ONNX Runtime would otherwise compute at every call), kept only if every tensor QAT quantized keeps its name."""
-    import onnx
+    ONNX Runtime would otherwise compute at every call), kept only if every tensor QAT quantized keeps its name;
+    the graph as it was otherwise (it quantizes all the same)."""
+    from edgekd.export.onnx import slim_or_keep
 
-    original = onnx.ModelProto()
-    original.CopyFrom(proto)  # onnxslim may modify its argument before it fails
-    try:
-        import onnxslim
-
-        with _quiet_root_logger():
-            slimmed = onnxslim.slim(proto)
-    except Exception:  # an optimisation: the graph as it was still quantizes
-        return original
+    with _quiet_root_logger():
+        slimmed, failure = slim_or_keep(proto)
+    if failure:  # `slimmed` is then a copy of the graph as it was
+        return slimmed
     names = {i.name for i in slimmed.graph.initializer} | {o for n in slimmed.graph.node for o in n.output} | {
         i.name for i in slimmed.graph.input}
-    return slimmed if set(learned) <= names else original
+    return slimmed if set(learned) <= names else proto  # onnxslim leaves its argument as it was when it succeeds
 
 
 def float_graph(qdq_proto: Any) -> tuple[Any, dict[str, Quantizer]]:

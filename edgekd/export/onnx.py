@@ -238,11 +238,20 @@ def _check(proto, producer: str) -> None:
 def _slim(proto, extra: dict[str, Any]) -> Any:
     """onnxslim's simplified graph; the graph as it was when onnxslim fails or writes an invalid one (a
     simplifier is an optimisation), with the reason in `extra['simplify_failed']`."""
-    try:
-        import onnxslim
-    except ImportError as exc:
-        raise EdgekdError("simplify=True needs onnxslim: pip install onnxslim (or export with simplify=False)") from exc
+    if importlib.util.find_spec("onnxslim") is None:
+        raise EdgekdError("simplify=True needs onnxslim: pip install onnxslim (or export with simplify=False)")
+    slimmed, failure = slim_or_keep(proto, check=True)
+    if failure:
+        extra["simplify_failed"] = failure
+        warnings.warn(f"ONNX simplification skipped, the graph is kept as exported — {failure}", stacklevel=2)
+    return slimmed
+
+
+def slim_or_keep(proto, *, check: bool = False) -> tuple[Any, str]:
+    """(onnxslim's simplified graph, ''), or (the graph as it was, why onnxslim failed): a simplifier is an
+    optimisation, never a reason to fail. `check` also refuses a simplified graph `onnx.checker` rejects."""
     import onnx
+    import onnxslim
 
     original = onnx.ModelProto()
     original.CopyFrom(proto)  # onnxslim may modify its argument before it fails
@@ -250,13 +259,11 @@ def _slim(proto, extra: dict[str, Any]) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             slimmed = onnxslim.slim(proto)
-        _check(slimmed, "onnxslim")
+        if check:
+            _check(slimmed, "onnxslim")
     except Exception as exc:  # onnxslim's passes raise anything (seen: TypeError in its conv-mul fusion)
-        extra["simplify_failed"] = f"onnxslim {getattr(onnxslim, '__version__', '')}: {_first_line(exc)}"
-        warnings.warn(f"ONNX simplification skipped, the graph is kept as exported — {extra['simplify_failed']}",
-                      stacklevel=2)
-        return original
-    return slimmed
+        return original, f"onnxslim {getattr(onnxslim, '__version__', '')}: {_first_line(exc)}"
+    return slimmed, ""
 
 
 def _stamp(proto, props: dict[str, str]) -> None:

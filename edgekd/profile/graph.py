@@ -92,12 +92,10 @@ def _shapes(proto: Any) -> tuple[dict[str, list[int]], set[str], int]:
 
 
 def _slim(proto: Any) -> Any:
-    import onnxslim
+    from edgekd.export.onnx import slim_or_keep
 
-    try:
-        return onnxslim.slim(proto)
-    except Exception:  # onnxslim raises on graphs it cannot fold; the unfolded shapes are then the best we have
-        return proto
+    # onnxslim raises on graphs it cannot fold; the unfolded shapes are then the best we have
+    return slim_or_keep(proto)[0]
 
 
 def _node(node: Any, shapes: dict[str, list[int]], weights: set[str], heads: set[str]) -> Node:
