@@ -16,6 +16,8 @@ import importlib.util
 import re
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -219,11 +221,37 @@ def _torchscript(model, args, opset, input_names, output_names, dynamic) -> Any:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         path = Path(folder) / "model.onnx"
-        torch.onnx.export(
-            model, args, str(path), dynamo=False, opset_version=opset, input_names=list(input_names),
-            output_names=list(output_names), dynamic_axes=axes,
-        )
+        with exact_index_add():
+            torch.onnx.export(
+                model, args, str(path), dynamo=False, opset_version=opset, input_names=list(input_names),
+                output_names=list(output_names), dynamic_axes=axes,
+            )
         return onnx.load(str(path))  # pulls in external data, if any, so the result is self-contained
+
+
+@contextmanager
+def exact_index_add() -> Iterator[None]:
+    """TorchScript export with `index_add` along dim 0 written as ScatterND with reduction "add" (opset >= 16).
+
+    TorchScript's own symbolic writes a ScatterND without the reduction, which keeps one of several rows sent to the
+    same index instead of their sum (and refuses outright when there are more rows than indices): the mono3d lift's
+    row scatter is exactly that case. The dynamo exporter gets it right on its own.
+    """
+    import torch
+    from torch.onnx import register_custom_op_symbolic, symbolic_helper, unregister_custom_op_symbolic
+
+    @symbolic_helper.parse_args("v", "i", "v", "v", "none")
+    def index_add_rows(g, data, dim, index, rows, alpha=None):  # noqa: ANN001, ANN202
+        if dim != 0:
+            return symbolic_helper._unimplemented("index_add", "a dim other than 0", data)
+        rows_of = g.op("Unsqueeze", index, g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64)))
+        return g.op("ScatterND", data, rows_of, rows, reduction_s="add")
+
+    register_custom_op_symbolic("aten::index_add", index_add_rows, 16)
+    try:
+        yield
+    finally:
+        unregister_custom_op_symbolic("aten::index_add", 16)
 
 
 def _check(proto, producer: str) -> None:

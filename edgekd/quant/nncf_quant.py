@@ -187,6 +187,8 @@ def export_qdq_onnx(model: Any, args: tuple[Any, ...], *, opset: int, input_name
     import torch
     from nncf.torch.quantization.layers import QuantizerExportMode
 
+    from edgekd.export.onnx import exact_index_add
+
     for _, quantizer in quantizers(model):
         quantizer.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
     names = (*input_names, *output_names)
@@ -194,8 +196,9 @@ def export_qdq_onnx(model: Any, args: tuple[Any, ...], *, opset: int, input_name
     with tempfile.TemporaryDirectory(prefix="edgekd-qdq-") as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = Path(folder) / "model.onnx"
-        torch.onnx.export(model.eval(), args, str(path), dynamo=False, opset_version=opset,
-                          input_names=list(input_names), output_names=list(output_names), dynamic_axes=axes)
+        with exact_index_add():
+            torch.onnx.export(model.eval(), args, str(path), dynamo=False, opset_version=opset,
+                              input_names=list(input_names), output_names=list(output_names), dynamic_axes=axes)
         return onnx.load(str(path))
 
 

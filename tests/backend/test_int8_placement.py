@@ -283,3 +283,31 @@ def test_a_fallback_conv_reading_a_quantized_conv_leaves_that_conv_int8(inputs, 
     assert result.extra["quantized_by_qat"]["convs"] == 2
     assert result.extra["kernels"]["int8_convs"] == 2 and result.extra["kernels"]["float_convs"] == 1
     assert result.extra["int8"]["float_ops"] == ["/c/Conv"]
+
+
+class SharedBias(nn.Module):
+    """Two conv-BN pairs with fresh BatchNorms: folded, both biases are zero, and the exporter stores one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.b = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_a_fallback_conv_sharing_a_constant_with_an_int8_conv_keeps_it_float(inputs, tmp_path) -> None:
+    # ONNX Runtime quantizes a shared bias for the int8 conv; the float conv would then read a DequantizeLinear
+    # output, not a constant, and lose its pre-packed kernel (a 5×5 depthwise conv ran 15× slower).
+    torch.manual_seed(0)
+    batches = [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)]
+    kept = quantize_ptq(SharedBias().eval(), batches, fallback_modules=["b.0"])
+    result = EXPORTERS.get("onnx").export(kept, torch.zeros(SHAPE), tmp_path / "shared.onnx", precision="int8",
+                                          opset=17, calibration=inputs)
+    assert result.extra["int8"]["float_ops"] == ["/Relu", "/b/b.0/Conv"]
+    graph = onnx.load(str(result.path)).graph
+    constants = {i.name for i in graph.initializer}
+    (float_conv,) = [n for n in graph.node if n.name == "/b/b.0/Conv"]
+    assert all(name in constants for name in float_conv.input[1:])
+    assert result.extra["kernels"]["int8_convs"] == 1

@@ -3,6 +3,7 @@ Q/DQ file ONNX Runtime got before, timed side by side.
 
     python -m tests.benchmarks.int8_students --task mono3d [--runs 400] [--threads 2]
     python -m tests.benchmarks.int8_students --task layout | gaze | ibvs
+    python -m tests.benchmarks.int8_students --task mono3d --set model.lift_backend=elements   # a recipe override
 
 Random weights (the speed of a placement does not depend on them), int8 by PTQ on 64 seeded uniform inputs with
 the recipe's `quant.fallback`; prints the int8 kernel counts, the file sizes and each file's p50 with its ratio to
@@ -46,7 +47,7 @@ def student(task: str, recipe) -> tuple[object, tuple[int, ...]]:
     return build_student(recipe).eval(), (1, 3, size, size)
 
 
-def bench(task: str, runs: int, threads: int) -> None:
+def bench(task: str, runs: int, threads: int, overrides: list[str]) -> None:
     import torch
 
     import edgekd.recipe.schema  # noqa: F401  (registers every task's recipe section)
@@ -56,7 +57,7 @@ def bench(task: str, runs: int, threads: int) -> None:
     from edgekd.recipe.loader import load_recipe
 
     torch.manual_seed(0)
-    recipe = load_recipe(RECIPES[task], [])
+    recipe = load_recipe(RECIPES[task], overrides)
     model, shape = student(task, recipe)
     calibration = np.random.default_rng(0).uniform(-2, 2, (64, *shape[1:])).astype(np.float32)
     batches = [torch.from_numpy(calibration[i:i + 16]) for i in range(0, 64, 16)]
@@ -82,8 +83,10 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(RECIPES), required=True)
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override, as `edgekd run --set`")
     args = parser.parse_args()
-    bench(args.task, args.runs, args.threads)
+    bench(args.task, args.runs, args.threads, args.overrides)
 
 
 if __name__ == "__main__":

@@ -55,14 +55,6 @@ def test_bad_sections_are_refused(write_yaml, text: str, fragment: str) -> None:
         load_recipe(write_yaml(f"task: mono3d\nname: x\n{text}\n"))
 
 
-def test_rows_lift_cannot_go_int8(write_yaml) -> None:
-    from edgekd.tasks import get_task
-
-    recipe = load_recipe(write_yaml("task: mono3d\nname: x\nmodel: {lift_backend: rows}\n"))
-    with pytest.raises(EdgekdError, match="model.lift_backend"):
-        get_task("mono3d").preflight(recipe)
-
-
 # ---- loader ----------------------------------------------------------------------------------------------------
 
 

@@ -48,7 +48,7 @@ class NetConfig:
     camera_width: int = 48
     lift_reduce: Literal["sum", "mean"] = "mean"
     depth_samples: int = 4
-    lift_backend: Literal["rows", "elements", "dense"] = "rows"  # "elements" for ONNX opset <= 17
+    lift_backend: Literal["rows", "elements", "dense"] = "rows"
 
 
 class CameraBackbone(nn.Module):

@@ -34,9 +34,6 @@ class Mono3dTask(Task):
                 if not (recipe.data.root / name).is_dir():
                     raise EdgekdError(f"data.root: {recipe.data.root / name} not found (layout: docs/mono3d.md)")
                 index_frames(recipe.data.root / name, labels=True, velodyne=True)  # every frame has its 4 files
-        if recipe.quant.enabled and recipe.model.lift_backend == "rows":
-            raise EdgekdError("model.lift_backend: 'rows' cannot be exported as int8 (the Q/DQ exporter is "
-                              "TorchScript's); use 'elements', or quant.enabled: false")
 
     def stages(self) -> list[Stage]:
         from edgekd.tasks.mono3d.evaluate import run_ablation, run_evaluate
