@@ -8,6 +8,7 @@ checkpoints/, which are state, not outputs).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -24,6 +25,7 @@ from edgekd import distributed as dist
 from edgekd.artifacts import MANIFEST_NAME, atomic_write_json, package_versions, sha256_file, sha256_json
 from edgekd.errors import EdgekdError
 from edgekd.registry import unknown_name_message
+from edgekd.run_lock import run_lock
 
 MANIFEST_VERSION = 1
 STATE_DIRS = ("checkpoints",)
@@ -139,8 +141,14 @@ class Pipeline:
         return outputs_intact(stage_dir, manifest)
 
     def run(self, names: Optional[list[str]] = None, force: bool = False) -> list[StageOutcome]:
+        selected = self.select(names)
+        # one process per run folder (torchrun's other ranks share rank 0's run and write no manifest)
+        with run_lock(self.run_dir) if dist.is_main() else contextlib.nullcontext():
+            return self._run_selected(selected, force)
+
+    def _run_selected(self, selected: list[Stage], force: bool) -> list[StageOutcome]:
         outcomes = []
-        for stage in self.select(names):
+        for stage in selected:
             if not force and self.is_current(stage):
                 self.console.print(f"[dim]- {stage.name}: up to date, skipped[/dim]")
                 outcomes.append(StageOutcome(stage.name, "skipped", summary=self._summary(stage)))

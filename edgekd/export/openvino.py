@@ -85,19 +85,22 @@ class OpenVinoExporter(Exporter):
 
 @contextlib.contextmanager
 def _qdq_weights(onnx_path: Path) -> Iterator[Path]:
-    """`onnx_path`, or where its weights are int8 initializers (the explicit graph), a temporary copy with them
-    as float + QuantizeLinear/DequantizeLinear: the same values, converted into faster IR (int8_graph.unfolded_weights)."""
+    """`onnx_path`, or a temporary copy made for OpenVINO: int8 weight initializers (the explicit graph) as float +
+    QuantizeLinear/DequantizeLinear, the same values, converted into faster IR (int8_graph.unfolded_weights); and
+    residual Adds reading a quantized conv output through its Q/DQ pair (int8_graph.quantized_skip_reads)."""
     import onnx
 
-    from edgekd.export.int8_graph import unfolded_weights
+    from edgekd.export.int8_graph import quantized_skip_reads, unfolded_weights
 
     proto = onnx.load(str(onnx_path))
-    if not any(i.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) for i in proto.graph.initializer):
+    int8_weights = any(i.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) for i in proto.graph.initializer)
+    rerouted = quantized_skip_reads(proto)
+    if not int8_weights and not rerouted:
         yield onnx_path
         return
     with tempfile.TemporaryDirectory(prefix="edgekd-ov-") as folder:
         source = Path(folder) / onnx_path.name
-        onnx.save(unfolded_weights(proto), str(source))
+        onnx.save(unfolded_weights(proto) if int8_weights else proto, str(source))
         yield source
 
 
