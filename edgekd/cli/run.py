@@ -10,6 +10,7 @@ from rich.markdown import Markdown
 
 from edgekd import api
 from edgekd.cli.common import RecipeArg, RunsDirOpt, SetOpt, err, guarded, out
+from edgekd.errors import EdgekdError
 
 StagesOpt = Annotated[
     Optional[list[str]],
@@ -19,9 +20,17 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Re-run the selected sta
 
 
 def split_stages(values: Optional[list[str]]) -> Optional[list[str]]:
-    if not values:
+    """The stage names of `--stages` (comma-separated or repeated); None when the option is absent.
+
+    An option given but naming no stage (`--stages ""`, `--stages ,`) is refused: running every stage instead
+    is not what the user asked for.
+    """
+    if values is None:
         return None
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise EdgekdError("--stages names no stage (comma-separated names, e.g. --stages export,profile)")
+    return names
 
 
 @guarded
@@ -33,8 +42,9 @@ def run_command(
     runs_dir: RunsDirOpt = api.DEFAULT_RUNS_DIR,
 ) -> None:
     """Run a recipe: data, teacher, distill, fine-tune, export, profile, report."""
+    selected = split_stages(stages)  # before the recipe loads: a bad option costs nothing
     loaded = api.load_recipe(recipe, set_ or [])
-    result = api.run(loaded, stages=split_stages(stages), force=force, runs_dir=runs_dir, console=err)
+    result = api.run(loaded, stages=selected, force=force, runs_dir=runs_dir, console=err)
     _print_report(result.run_dir)
 
 

@@ -37,6 +37,7 @@ CASES = [
     ("set-unknown-path", f"_base: {BASE}\n", ["--set", "distill.train.epoks=2"],
      ["distill.train.epoks", "did you mean 'epochs'"]),
     ("unknown-stage", f"_base: {BASE}\n", ["--stages", "distil"], ["stage 'distil'", "did you mean 'distill'"]),
+    ("empty-stages", f"_base: {BASE}\n", ["--stages", " , "], ["--stages names no stage"]),
     ("unknown-layer", f"_base: {BASE}\ndistill:\n  pairs: [{{loss: mse, student: stages.9, teacher: stages.2}}]\n",
      [], ["stages.9", "student layer"]),
     ("folder-without-root", "task: gaze\ndata: {source: folder}\n", [], ["data", "needs data.root"]),
