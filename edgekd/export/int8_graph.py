@@ -207,15 +207,12 @@ def quantized_skip_reads(proto: Any) -> int:
     """
     graph = proto.graph
     producer = {out: n for n in graph.node for out in n.output}
+    dequantizer = {n.input[0]: n for n in graph.node if n.op_type == "DequantizeLinear"}
     dequantized_copy: dict[str, str] = {}
     for q in graph.node:
-        if q.op_type != "QuantizeLinear" or q.input[0] not in producer:
-            continue
-        if producer[q.input[0]].op_type not in WEIGHTED_OPS:
-            continue
-        dq = next((n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == q.output[0]), None)
-        if dq is not None:
-            dequantized_copy.setdefault(q.input[0], dq.output[0])
+        writer = producer.get(q.input[0]) if q.op_type == "QuantizeLinear" else None
+        if writer is not None and writer.op_type in WEIGHTED_OPS and q.output[0] in dequantizer:
+            dequantized_copy.setdefault(q.input[0], dequantizer[q.output[0]].output[0])
     rerouted = 0
     for node in graph.node:
         if node.op_type != "Add":

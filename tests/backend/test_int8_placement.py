@@ -79,6 +79,15 @@ def run(proto_or_path, x: np.ndarray) -> np.ndarray:
     return ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
 
 
+def ort_int8(net, inputs: np.ndarray, path, fallback: list[str] = ()):
+    """(the PTQ model of `net` on `inputs` with `fallback` kept float, its ONNX Runtime int8 export at `path`)."""
+    quantized = quantize_ptq(net, [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)],
+                             fallback_modules=list(fallback))
+    return quantized, EXPORTERS.get("onnx").export(quantized, torch.zeros(SHAPE), path, precision="int8", opset=17,
+                                                   calibration=inputs)
+
+
+
 def copy(proto):
     clone = onnx.ModelProto()
     clone.CopyFrom(proto)
@@ -140,10 +149,7 @@ def test_explicit_graph_is_exact_and_stores_int8_weights(qdq, inputs) -> None:
 
 
 def test_a_fallback_layer_stays_float_in_the_onnx_runtime_file(model, inputs, tmp_path) -> None:
-    batches = [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)]
-    kept = quantize_ptq(model, batches, fallback_modules=["tail.0"])
-    result = EXPORTERS.get("onnx").export(kept, torch.zeros(SHAPE), tmp_path / "fallback.onnx", precision="int8",
-                                          opset=17, calibration=inputs)
+    _, result = ort_int8(model, inputs, tmp_path / "fallback.onnx", ["tail.0"])
     assert result.extra["quantized_by_qat"]["convs"] == 3
     assert result.extra["kernels"] == {**result.extra["kernels"], "int8_convs": 3, "float_convs": 1}
     assert "/tail/tail.0/Conv" in result.extra["int8"]["float_ops"]
@@ -276,10 +282,7 @@ class ProjectionThenFallback(nn.Module):
 
 def test_a_fallback_conv_reading_a_quantized_conv_leaves_that_conv_int8(inputs, tmp_path) -> None:
     torch.manual_seed(0)
-    batches = [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)]
-    kept = quantize_ptq(ProjectionThenFallback().eval(), batches, fallback_modules=["c"])
-    result = EXPORTERS.get("onnx").export(kept, torch.zeros(SHAPE), tmp_path / "proj.onnx", precision="int8",
-                                          opset=17, calibration=inputs)
+    _, result = ort_int8(ProjectionThenFallback().eval(), inputs, tmp_path / "proj.onnx", ["c"])
     assert result.extra["quantized_by_qat"]["convs"] == 2
     assert result.extra["kernels"]["int8_convs"] == 2 and result.extra["kernels"]["float_convs"] == 1
     assert result.extra["int8"]["float_ops"] == ["/c/Conv"]
@@ -301,10 +304,7 @@ def test_a_fallback_conv_sharing_a_constant_with_an_int8_conv_keeps_it_float(inp
     # ONNX Runtime quantizes a shared bias for the int8 conv; the float conv would then read a DequantizeLinear
     # output, not a constant, and lose its pre-packed kernel (a 5×5 depthwise conv ran 15× slower).
     torch.manual_seed(0)
-    batches = [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)]
-    kept = quantize_ptq(SharedBias().eval(), batches, fallback_modules=["b.0"])
-    result = EXPORTERS.get("onnx").export(kept, torch.zeros(SHAPE), tmp_path / "shared.onnx", precision="int8",
-                                          opset=17, calibration=inputs)
+    _, result = ort_int8(SharedBias().eval(), inputs, tmp_path / "shared.onnx", ["b.0"])
     assert result.extra["int8"]["float_ops"] == ["/Relu", "/b/b.0/Conv"]
     graph = onnx.load(str(result.path)).graph
     constants = {i.name for i in graph.initializer}
@@ -345,13 +345,9 @@ def test_weights_nncf_leaves_float_are_stored_int8_unless_the_user_keeps_them(fa
     from edgekd.quant.nncf_quant import load_quantized, quantizers, save_quantized
 
     torch.manual_seed(0)
-    net = GatedNet().eval()
-    batches = [torch.from_numpy(inputs[i:i + 8]) for i in range(0, 24, 8)]
-    quantized = quantize_ptq(net, batches, fallback_modules=fallback)
+    quantized, result = ort_int8(GatedNet().eval(), inputs, tmp_path / "gated.onnx", fallback)
     gate_weights = [n for n, _ in quantizers(quantized) if n.startswith("pre_hooks.se/") and n.endswith("__1.0")]
     assert len(gate_weights) == (0 if fallback else 2)
-    result = EXPORTERS.get("onnx").export(quantized, torch.zeros(SHAPE), tmp_path / "gated.onnx", precision="int8",
-                                          opset=17, calibration=inputs)
     if not fallback:  # (a fallback gate also leaves the conv reading its output float, on its int8 weights)
         assert result.extra["int8"]["int8_weights_of_float_ops"] == 2
         assert result.extra["kernels"]["int8_convs"] == 2  # the gate's convs run in float
