@@ -5,7 +5,7 @@
 #   RECIPE=recipes/gaze/dft_gaze.yaml .ci/gate.sh --max-latency-ratio 1.3
 #   REFRESH_BASELINE=1 .ci/gate.sh    # on the CI runner: write this CPU's baseline (<name>.<cpu>.json), commit it
 #
-# Extra arguments go to `edgekd check`. Exit codes are the gate's: 0 ok, 1 regression, 2 bad input.
+# Extra arguments go to `edgekd check`. Exit codes are the gate's: 0 ok, 1 regression, 2 bad input, 3 internal error.
 # No baseline yet: the run still has to succeed, the gate is skipped with a message (exit 0). Another CPU's
 # baseline gates metrics, statuses and sizes but not latency (a latency ratio across CPUs is not a regression test).
 set -euo pipefail

@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-_VERBS = ("load_recipe", "run", "qat", "export", "export_model", "check", "doctor")
+# A verb may not share a name with a subpackage: importing `edgekd.export` binds the package to that attribute,
+# which would hide a verb of the same name (hence `export_recipe`).
+_VERBS = ("load_recipe", "run", "qat", "export_recipe", "export_model", "check", "doctor")
 __all__ = ["__version__", *_VERBS]
 
 

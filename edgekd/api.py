@@ -95,8 +95,8 @@ def qat(recipe: Any, *, force: bool = False, runs_dir: str | Path = DEFAULT_RUNS
     return json.loads((result.run_dir / "qat" / "metrics.json").read_text())
 
 
-def export(recipe: Any, *, force: bool = False, runs_dir: str | Path = DEFAULT_RUNS_DIR,
-           console: Optional[Console] = None) -> list[dict[str, Any]]:
+def export_recipe(recipe: Any, *, force: bool = False, runs_dir: str | Path = DEFAULT_RUNS_DIR,
+                  console: Optional[Console] = None) -> list[dict[str, Any]]:
     """Up to the `export` stage; returns one row per exported file (backend, precision, parity, status)."""
     import json
 
@@ -122,8 +122,11 @@ def check(
     max_size_ratio: float | None = None,
     max_size_mb: float | None = None,
     budgets: str | Path | None = None,
+    allow_other_recipe: bool = False,
 ):
     """Compare a report with a baseline report; `.failed` is True on a regression beyond budget.
+
+    Reports of two recipe names are refused unless `allow_other_recipe` (a renamed recipe).
 
     Latency is compared noise-aware (see `edgekd.report.compare`); `budgets` is a YAML/JSON file of per-backend,
     precision or device overrides of the global budgets (see `edgekd.report.budgets`).
@@ -142,11 +145,12 @@ def check(
         max_size_ratio=max_size_ratio,
         max_size_mb=max_size_mb,
         rules=load_budgets(budgets) if budgets is not None else (),
+        allow_other_recipe=allow_other_recipe,
     )
 
 
 def doctor() -> dict[str, Any]:
     """Which runtimes, optional extras and device specs this installation can use."""
-    from edgekd.doctor import collect
+    from edgekd._doctor import collect
 
     return collect()

@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
+from edgekd.errors import EdgekdError, first_line
+
 MANIFEST_NAME = "manifest.json"
 _VERSIONED_PACKAGES = ("edgekd", "torch", "timm", "numpy", "onnx")  # plus every backend's runtime packages
 
@@ -31,7 +33,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         _fsync(tmp_path)
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual file mode
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as error:  # name the file the user asked for, not our temporary one
+            raise OSError(error.errno, error.strerror, str(path)) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -80,10 +85,68 @@ def atomic_savez(path: str | Path, **arrays: Any) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> Any:
-    """Load a checkpoint written by edgekd; never unpickles arbitrary objects."""
+    """Load a checkpoint (tensors, numbers, strings, containers of them); never unpickles arbitrary objects.
+
+    Every way a file can fail to be a checkpoint is one EdgekdError naming the file; a file inside a run
+    folder also says how to start its stage over.
+    """
+    import pickle
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekdError(f"{path}: checkpoint not found" if not path.exists() else f"{path}: not a file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" not in str(error):  # not a pickle at all, rather than a refused object
+            raise EdgekdError(f"{path}: not a readable PyTorch checkpoint, truncated or of another format"
+                              f"{restart_hint(path)}") from error
+        # weights_only refused an object: unpickling it would run code
+        raise EdgekdError(f"{path}: refused: it holds Python objects other than tensors, and edgekd loads "
+                          "checkpoints with weights_only=True (save a state_dict instead)") from error
+    except (RuntimeError, EOFError, ValueError, KeyError, OSError) as error:
+        raise EdgekdError(f"{path}: not a readable PyTorch checkpoint, truncated or of another format "
+                          f"({first_line(error)}){restart_hint(path)}") from error
+
+
+def load_state_into(model: Any, path: str | Path) -> Any:
+    """`model.load_state_dict` from the checkpoint at `path`; a mismatch names the file and the first keys."""
+    return apply_state(model, load_checkpoint(path), path)
+
+
+def apply_state(model: Any, state: Any, path: str | Path) -> Any:
+    """`model.load_state_dict(state)` for a state loaded from `path` (a bare state_dict or {'state_dict': ...})."""
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        what = type(state).__name__ if not isinstance(state, dict) else "mapping with keys that are not names"
+        raise EdgekdError(f"{path}: not a state_dict (a mapping of parameter names to tensors), but a {what}")
+    try:
+        return model.load_state_dict(state)
+    except RuntimeError as error:
+        raise EdgekdError(f"{path}: does not fit {type(model).__name__}: {_first_mismatch(str(error))}"
+                          f"{restart_hint(Path(path))}") from error
+
+
+def _first_mismatch(message: str) -> str:
+    """The first line of torch's 'Error(s) in loading state_dict' after its header, shortened."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    detail = lines[1] if len(lines) > 1 else (lines[0] if lines else "mismatch")
+    return detail if len(detail) <= 240 else detail[:237] + "..."
+
+
+def restart_hint(path: Path) -> str:
+    """For a file inside a run folder (one holding the run lock): how to start its stage over."""
+    from edgekd.run_lock import LOCK_NAME
+
+    path = Path(path).resolve()
+    for parent in path.parents:
+        if (parent / LOCK_NAME).is_file() and parent != path.parent:
+            stage = path.relative_to(parent).parts[0]
+            return f"; delete it, or rerun with --force --stages {stage} to start that stage over"
+    return ""
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

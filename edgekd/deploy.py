@@ -21,6 +21,7 @@ from edgekd.export import backend_for_file, runner_runtime_for
 from edgekd.profile.remote import (
     RUNNER, ModelFiles, RefusedOnDevice, RemoteOptions, expect_args, require_ok, run_runner, upload,
 )
+from edgekd.profile.model_check import check_model_file
 from edgekd.profile.ssh import Session, connect, with_retries
 from edgekd.profile.targets import DeviceTarget
 
@@ -76,6 +77,12 @@ def deploy(
     from edgekd.artifacts import sha256_file
 
     files = collect_artifacts(Path(source))
+    # Every model is checked before a connection is tried. A run folder holds models of several input sizes
+    # (teacher and student), so a shape is checked up front only for a single file; the device's smoke test
+    # reports per model whether it fits.
+    single = Path(source).is_file()
+    for name in (n for n in files if runner_runtime_for(n)):
+        check_model_file(files[name], input_shape if single else None)
     hashes = {name: sha256_file(path) for name, path in files.items()}
     folder = remote_dir or f"edgekd/{Path(source).resolve().stem}"
     return with_retries(target, options, lambda: _deploy_once(files, hashes, target, folder, options, input_shape))

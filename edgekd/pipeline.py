@@ -53,6 +53,9 @@ class Stage:
     inputs: tuple[str, ...] = ()
     distributed: bool = False
     help: str = ""
+    # What the stage needs from the environment (an optional extra), checked for every selected stage before the
+    # first one runs; raises EdgekdError. Recipe validation does not call it, so it needs no optional extra.
+    needs: Optional[Callable[[Any], None]] = None
 
 
 @dataclass
@@ -142,6 +145,9 @@ class Pipeline:
 
     def run(self, names: Optional[list[str]] = None, force: bool = False) -> list[StageOutcome]:
         selected = self.select(names)
+        for stage in selected:
+            if stage.needs is not None:
+                stage.needs(self.recipe)
         # one process per run folder (torchrun's other ranks share rank 0's run and write no manifest)
         with run_lock(self.run_dir) if dist.is_main() else contextlib.nullcontext():
             return self._run_selected(selected, force)

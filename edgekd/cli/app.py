@@ -10,8 +10,11 @@ from edgekd import __version__
 from edgekd.cli import check, deploy, doctor, export, predict, profile, qat, recipe, run, yolo
 from edgekd.cli.common import STATE
 
+# Plain (click) help and usage errors: typer's rich help puts `<bool>` after every flag as if it took a value,
+# and reads `[...]` in help text as markup ("pip install 'edgekd[yolo]'" showed as "pip install 'edgekd'").
 app = typer.Typer(
     name="edgekd",
+    rich_markup_mode=None,
     help="Distill, quantize, export and profile vision models for Raspberry Pi and Jetson.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -1,7 +1,8 @@
 """`edgekd check report.json --baseline base.json`: the CI regression gate.
 
-Exit 0 when nothing regressed, 1 on a regression beyond budget, 2 on bad input (a missing or invalid report,
-an unknown key in the budgets file). The Markdown, JSON and JUnit files are written before the exit either way.
+Exit 0 when nothing regressed, 1 on a regression beyond budget (with one verdict line on stderr), 2 on bad input
+(a missing or invalid report, an unknown key in the budgets file). The Markdown, JSON and JUnit files are written
+before the exit either way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from edgekd import api
 from edgekd.cli.common import JsonOpt, guarded, out
+from edgekd.errors import CheckFailed
 
 PathOrNone = Optional[Path]
 
@@ -42,13 +44,20 @@ def check_command(
     markdown: Annotated[PathOrNone, typer.Option(help="Write the verdict as Markdown (a PR comment) here.")] = None,
     json_out: Annotated[PathOrNone, typer.Option(help="Write the comparison as JSON here.")] = None,
     junit: Annotated[PathOrNone, typer.Option(help="Write JUnit XML here: one testcase per compared row.")] = None,
+    allow_other_recipe: Annotated[
+        bool, typer.Option("--allow-other-recipe", help="Compare with a baseline of another recipe name (a rename).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare a report with a baseline; exit 1 when a metric, latency or size regressed beyond budget."""
-    from edgekd.report.gate_output import to_json, write_outputs
+    from edgekd.paths import check_output_file
+    from edgekd.report.gate_output import to_json, verdict_line, write_outputs
 
+    for path, option in ((markdown, "--markdown"), (json_out, "--json-out"), (junit, "--junit")):
+        check_output_file(path, option)
     comparison = api.check(report, baseline, max_metric_drop=max_metric_drop, max_latency_ratio=max_latency_ratio,
-                           max_size_ratio=max_size_ratio, max_size_mb=max_size_mb, budgets=budgets)
+                           max_size_ratio=max_size_ratio, max_size_mb=max_size_mb, budgets=budgets,
+                           allow_other_recipe=allow_other_recipe)
     write_outputs(comparison, markdown=markdown, json_out=json_out, junit=junit)
     if as_json:
         typer.echo(to_json(comparison), nl=False)  # plain echo: rich would wrap long lines inside strings
@@ -57,7 +66,8 @@ def check_command(
         for note in comparison.notes:
             out.print(f"[yellow]note:[/yellow] {escape(note)}")
     if comparison.failed:
-        raise typer.Exit(1)
+        # The verdict on stderr too: a CI log shows it even when stdout is captured as JSON or cut short.
+        raise CheckFailed(verdict_line(comparison))
 
 
 def _table(comparison) -> Table:

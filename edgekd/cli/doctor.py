@@ -9,6 +9,7 @@ from rich.table import Table
 
 from edgekd import api
 from edgekd.cli.common import JsonOpt, guarded, out
+from edgekd.devices import devices_dir
 
 
 @guarded
@@ -26,7 +27,7 @@ def doctor_command(as_json: JsonOpt = False) -> None:
     for row in info["extras"]:
         extras.add_row(row["extra"], _mark(row["installed"]), ", ".join(row["missing"]) or "-")
     out.print(runtimes, extras)
-    out.print("devices: " + (", ".join(info["devices"]) or "none found in ./devices"))
+    out.print("devices: " + (", ".join(info["devices"]) or f"none found in {escape(str(devices_dir()))}"))
 
 
 def _mark(flag: bool) -> str:

@@ -15,6 +15,7 @@ from edgekd import api
 from edgekd.cli.common import JsonOpt, RunsDirOpt, SetOpt, err, guarded, out
 from edgekd.errors import CheckFailed, EdgekdError
 from edgekd.export import PRECISIONS, backend_names
+from edgekd.paths import check_output_dir
 
 BackendOpt = Annotated[
     Optional[list[str]],
@@ -65,20 +66,24 @@ def export_command(
 
 
 def _export_recipe(path: Path, overrides: list[str], force: bool, runs_dir: Path) -> None:
+    check_output_dir(runs_dir, "--runs-dir")
     recipe = api.load_recipe(path, overrides)
-    api.export(recipe, force=force, runs_dir=runs_dir, console=err)
+    api.export_recipe(recipe, force=force, runs_dir=runs_dir, console=err)
     out.print(f"artifacts: {runs_dir / recipe.name / 'export' / 'artifacts.json'}")
 
 
 def _export_model(spec, backend, precision, input_shape, weights, calibration, out_dir, opset, tensorrt_target):
     from edgekd.export import EXPORTERS
+    from edgekd.export.orchestrate import ExportSettings
     from edgekd.export.standalone import build_model_spec
 
+    ExportSettings(opset=opset, tensorrt_target=tensorrt_target)  # checks both before any work
     shape = _shape(input_shape)
     backends = _backends(backend or backend_names(), precision, EXPORTERS)
+    folder = out_dir or Path(api.DEFAULT_RUNS_DIR) / "export" / spec.replace(":", "-")
+    check_output_dir(folder, "--out")
     calib = _load_npy(calibration, shape) if calibration else None
     model = build_model_spec(spec, weights)
-    folder = out_dir or Path(api.DEFAULT_RUNS_DIR) / "export" / spec.replace(":", "-")
     with err.status("exporting") as status, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         rows = api.export_model(model, shape, folder, backends, calibration=calib, opset=opset,

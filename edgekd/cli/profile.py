@@ -55,9 +55,11 @@ def profile_command(
 
     Exit 2 when any device could not be profiled; the others are still reported.
     """
+    from edgekd.paths import check_output_file
     from edgekd.profile.measure import profile_artifact
     from edgekd.profile.remote import ProfileSettings
 
+    check_output_file(output, "--output")
     settings = ProfileSettings(runtime=runtime, threads=threads, warmup=warmup, runs=runs,
                                input_shape=parse_shape(input_shape), precision=precision)
     targets = resolve_targets(device, host, fleet, identity)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from edgekd import api
 from edgekd.cli.common import RecipeArg, RunsDirOpt, SetOpt, err, guarded, out
 from edgekd.cli.run import ForceOpt
+from edgekd.paths import check_output_dir
 
 
 @guarded
@@ -15,6 +16,7 @@ def qat_command(
     runs_dir: RunsDirOpt = api.DEFAULT_RUNS_DIR,
 ) -> None:
     """int8: PTQ baseline, per-layer sensitivity and QAT (resumes the stages before it that are done)."""
+    check_output_dir(runs_dir, "--runs-dir")
     loaded = api.load_recipe(recipe, set_ or [])
     metrics = api.qat(loaded, force=force, runs_dir=runs_dir, console=err)
     if not metrics.get("enabled"):

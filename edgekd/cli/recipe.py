@@ -11,7 +11,8 @@ import yaml
 
 from edgekd import api
 from edgekd.artifacts import atomic_write_json
-from edgekd.cli.common import JsonOpt, RecipeArg, SetOpt, guarded, out
+from edgekd.cli.common import STATE, JsonOpt, RecipeArg, SetOpt, guarded, out, print_error
+from edgekd.errors import EdgekdError
 
 app = typer.Typer(help="Validate, show and describe recipes.", no_args_is_help=True)
 
@@ -22,10 +23,23 @@ def validate(
     recipes: Annotated[list[Path], typer.Argument(help="Recipe files.", show_default=False)],
     set_: SetOpt = None,
 ) -> None:
-    """Check recipes without running anything (exit 2 on the first bad one)."""
+    """Check recipes without running anything, e.g. `edgekd recipe validate recipes/*/*.yaml`: every file is
+    checked and gets one line; exit 2 if any is bad."""
+    bad = 0
     for path in recipes:
-        loaded = api.load_recipe(path, set_ or [])
+        try:
+            loaded = api.load_recipe(path, set_ or [])
+        except EdgekdError as error:
+            if STATE["debug"]:
+                raise
+            # The same one line `guarded` prints, but the next file is still checked: a CI job validating every
+            # recipe reports them all in one run.
+            print_error(str(error))
+            bad += 1
+            continue
         out.print(f"[green]ok[/green] {path} (task {loaded.task}, name {loaded.name})")
+    if bad:
+        raise typer.Exit(EdgekdError.exit_code)
 
 
 @app.command("show")

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
 from rich.markdown import Markdown
 
 from edgekd import api
 from edgekd.cli.common import RecipeArg, RunsDirOpt, SetOpt, err, guarded, out
 from edgekd.errors import EdgekdError
+from edgekd.paths import check_output_dir
 
 StagesOpt = Annotated[
     Optional[list[str]],
@@ -43,6 +45,7 @@ def run_command(
 ) -> None:
     """Run a recipe: data, teacher, distill, fine-tune, export, profile, report."""
     selected = split_stages(stages)  # before the recipe loads: a bad option costs nothing
+    check_output_dir(runs_dir, "--runs-dir")
     loaded = api.load_recipe(recipe, set_ or [])
     result = api.run(loaded, stages=selected, force=force, runs_dir=runs_dir, console=err)
     _print_report(result.run_dir)
@@ -53,5 +56,15 @@ def _print_report(run_dir: Path) -> None:
 
     markdown = run_dir / "report.md"
     if distributed.is_main() and markdown.is_file():
-        out.print(Markdown(markdown.read_text(encoding="utf-8")))
+        print_report(out, markdown.read_text(encoding="utf-8"))
         out.print(f"report: {run_dir / 'report.json'}")
+
+
+def print_report(console: Console, markdown: str) -> None:
+    """The report rendered for a terminal; its Markdown as written for a log file or a pipe."""
+    if console.is_terminal:
+        console.print(Markdown(markdown))
+    else:
+        # Rendered tables are fitted to the console, 80 columns when it is not a terminal, and cut numbers
+        # to `1.42e-…`; the Markdown itself loses nothing and is still a table to read or paste.
+        console.out(markdown, highlight=False)

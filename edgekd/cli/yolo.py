@@ -43,8 +43,10 @@ def yolo_compare_command(
     Needs the optional extra: pip install 'edgekd[yolo]' (Ultralytics, AGPL-3.0). Nothing is downloaded: the
     model is built from Ultralytics' bundled YAML with random weights. Exit 1 when a file fails its parity check.
     """
+    from edgekd.paths import check_output_dir
     from edgekd.yolo.export_compare import RESULT_FILE, compare_exports
 
+    check_output_dir(out_dir, "--out")
     with err.status("exporting") as status:
         result = compare_exports(model, imgsz=imgsz, out_dir=out_dir, num_classes=classes, opset=opset,
                                  threads=threads, warmup=warmup, runs=runs, rounds=rounds,

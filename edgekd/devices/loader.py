@@ -15,6 +15,7 @@ from typing import Any
 
 from edgekd.devices.spec import DeviceSpec
 from edgekd.errors import EdgekdError
+from edgekd.paths import read_text
 from edgekd.registry import closest, unknown_name_message
 
 ENV_DIR = "EDGEKD_DEVICES_DIR"
@@ -64,8 +65,9 @@ def _resolve(name_or_path: str | Path, folder: str | Path | None) -> Path:
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
+    text = read_text(path, "device file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

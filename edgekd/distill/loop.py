@@ -17,9 +17,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from edgekd import distributed as dist
-from edgekd.artifacts import atomic_torch_save, load_checkpoint
+from edgekd.artifacts import atomic_torch_save, load_checkpoint, restart_hint
 from edgekd.distill.progress import TrainProgress
-from edgekd.errors import TrainingDiverged
+from edgekd.errors import EdgekdError, TrainingDiverged, first_line
 from edgekd.recipe.common import TrainConfig
 
 LAST_CHECKPOINT = "last.pt"
@@ -65,6 +65,9 @@ def fit(
     resumed run stops where an uninterrupted one would.
     """
     sampler = DistributedSampler(dataset, dist.world_size(), dist.rank(), shuffle=True, seed=seed, drop_last=True)
+    if len(sampler) == 0:  # zero steps would still write a checkpoint and a metric that later stages build on
+        raise EdgekdError(f"{desc}: the training set has {len(dataset)} samples; it needs at least "
+                          f"{dist.world_size()} (one per process)")
     batch_size = max(1, min(cfg.batch_size, len(sampler)))
     steps_per_epoch = len(sampler) // batch_size
     params = [p for p in objective.parameters() if p.requires_grad]
@@ -170,13 +173,20 @@ def _resume(objective, optimizer, scheduler, path: Path) -> _State:
     if not path.exists():
         return _State()
     payload = load_checkpoint(path)
-    objective.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    return _State(
-        epoch=payload["epoch"],
-        step_in_epoch=payload["step_in_epoch"],
-        global_step=payload["global_step"],
-        sums=dict(payload["sums"]),
-        history=list(payload["history"]),
-    )
+    if not isinstance(payload, dict):
+        raise EdgekdError(f"{path}: not a resumable training checkpoint (a {type(payload).__name__})"
+                          f"{restart_hint(path)}")
+    try:
+        objective.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        return _State(
+            epoch=payload["epoch"],
+            step_in_epoch=payload["step_in_epoch"],
+            global_step=payload["global_step"],
+            sums=dict(payload["sums"]),
+            history=list(payload["history"]),
+        )
+    except (LookupError, TypeError, ValueError, RuntimeError, AttributeError) as error:  # another run's or version's
+        raise EdgekdError(f"{path}: not a resumable checkpoint of this training ({type(error).__name__}: "
+                          f"{first_line(error)}){restart_hint(path)}") from error

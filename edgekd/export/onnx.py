@@ -65,7 +65,7 @@ class OnnxExporter(Exporter):
     def _export(self, model, example_input, out_path, *, precision, opset, input_names, output_names,
                 simplify: bool = True, dynamic_batch: bool = True, int8_placement: str = "onnxruntime",
                 calibration: Any = None) -> ExportResult:
-        _check_opset(opset)
+        check_opset(opset)
         _check_quantization(model, precision)
         _check_placement(precision, int8_placement, calibration)
         args = example_input if isinstance(example_input, tuple) else (example_input,)
@@ -155,7 +155,7 @@ def _trace_qdq(model, args, opset, input_names, output_names, dynamic_batch) -> 
                    "exporter_reason": "fake-quant exports as QuantizeLinear/DequantizeLinear via NNCF's symbolics"}
 
 
-def _check_opset(opset: int) -> None:
+def check_opset(opset: int) -> None:
     import onnx
 
     newest = onnx.defs.onnx_opset_version()

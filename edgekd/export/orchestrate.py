@@ -61,13 +61,27 @@ class ParitySpec:
     agreement: bool = False  # measure top-1/top-5 agreement of classifier-shaped outputs
 
 
+TENSORRT_VERSION_PATTERN = r"^\d+\.\d+(\.\d+)*$"  # '10.3', '8.6.2': what the TensorRT lint compares against
+
+
 @dataclass
 class ExportSettings:
+    """How files are written; checked on construction, so a bad option fails before anything is exported."""
+
     opset: int = 18
     simplify: bool = True
     tensorrt_target: str = "10.3"
     tensorrt_workspace_mb: int = 1024
     tensorrt_dla_core: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        import re
+
+        from edgekd.export.onnx import check_opset
+
+        check_opset(self.opset)
+        if not re.fullmatch(TENSORRT_VERSION_PATTERN, self.tensorrt_target):
+            raise EdgekdError(f"--tensorrt-target {self.tensorrt_target!r}: expected a TensorRT version like 10.3")
 
 
 @dataclass

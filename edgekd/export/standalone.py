@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from edgekd.artifacts import atomic_write_json, load_checkpoint
+from edgekd.artifacts import atomic_write_json, load_state_into
 from edgekd.errors import EdgekdError
 from edgekd.export.orchestrate import ExportRow
 
@@ -40,13 +40,7 @@ def build_model_spec(spec: str, weights: Optional[Path] = None) -> Any:
         raise EdgekdError(f"unknown timm model '{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
     model = timm.create_model(name, pretrained=False)
     if weights is not None:
-        if not Path(weights).is_file():
-            raise EdgekdError(f"weights not found: {weights}")
-        state = load_checkpoint(weights)  # weights_only=True: a checkpoint cannot run code
-        try:
-            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-        except RuntimeError as exc:
-            raise EdgekdError(f"{weights} does not fit {name}: {str(exc).splitlines()[0]}") from exc
+        load_state_into(model, weights)  # weights_only=True: a checkpoint cannot run code
     return model.eval()
 
 
@@ -73,10 +67,10 @@ def export_model(
     from edgekd.export.orchestrate import ExportSettings, ParitySpec, Source, export_one
 
     out_dir = Path(out_dir)
+    settings = ExportSettings(opset=opset, tensorrt_target=target_tensorrt)
     _check_request(backends, calibration)
     inputs = parity_inputs if parity_inputs is not None else _random_inputs(input_shape, parity_samples)
     spec = ParitySpec(inputs, {**default_budgets(), **_budget_objects(budgets or {})}, agreement=True)
-    settings = ExportSettings(opset=opset, tensorrt_target=target_tensorrt)
     shape = tuple(input_shape)
     sources = {"float": Source(ROLE, "float", model.eval(), shape)}
     if any("int8" in precisions for precisions in backends.values()):

@@ -8,12 +8,14 @@ A row that cannot be mapped is kept with a `skip` reason, so every unused row is
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 from edgekd.errors import EdgekdError
+from edgekd.paths import read_text
 
 DEVICE_NAMES = {
     "Raspberry Pi 4": "rpi4",
@@ -49,8 +51,8 @@ class CalRow:
 
 def read_published(path: str | Path) -> list[CalRow]:
     """The published calibration table, one CalRow per line (unusable lines carry `skip`)."""
-    with open(path, newline="") as handle:
-        return [_published(line) for line in csv.DictReader(handle)]
+    lines = io.StringIO(read_text(path, "calibration table"), newline="")
+    return [_published(line) for line in csv.DictReader(lines)]
 
 
 def _published(line: dict[str, str]) -> CalRow:
@@ -113,12 +115,11 @@ def read_measurements(path: str | Path, device: str) -> list[CalRow]:
     path = Path(path)
     if not path.is_file():
         raise EdgekdError(f"measurements file not found: {path}")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in USER_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise EdgekdError(f"{path}: missing column(s) {missing}; need {list(USER_COLUMNS)}")
-        return [_measured(line, number, path, device) for number, line in enumerate(reader, start=2)]
+    reader = csv.DictReader(io.StringIO(read_text(path, "measurements file"), newline=""))
+    missing = [c for c in USER_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise EdgekdError(f"{path}: missing column(s) {missing}; need {list(USER_COLUMNS)}")
+    return [_measured(line, number, path, device) for number, line in enumerate(reader, start=2)]
 
 
 def _measured(line: dict[str, str], number: int, path: Path, device: str) -> CalRow:

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from edgekd.errors import EdgekdError
+from edgekd.export import PRECISIONS
 from edgekd.profile import remote_runner
 from edgekd.profile.local import ProfileResult, rounded_samples
+from edgekd.profile.model_check import check_model_file
 from edgekd.profile.ssh import Session, SshOptions, connect, with_retries
 from edgekd.profile.stats import LatencyStats
 from edgekd.profile.targets import DeviceTarget, target_from_host
@@ -58,6 +60,8 @@ class ProfileSettings:
             (self.warmup >= 0, f"warmup must be >= 0, got {self.warmup}"),
             (self.runs >= 1, f"runs must be >= 1, got {self.runs}"),
             (not self.input_shape or all(d >= 1 for d in self.input_shape), f"bad input shape {self.input_shape}"),
+            (self.precision is None or self.precision in PRECISIONS,
+             f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -153,6 +157,7 @@ def profile_fleet(
     settings.validate()
     files = ModelFiles.of(artifact)  # hash once, and fail on a bad file before any connection
     files.runtime(settings.runtime)
+    check_model_file(files.primary, settings.input_shape)
     if not targets:
         raise EdgekdError("no devices to profile on")
     with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(targets)))) as pool:

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgekd.errors import EdgekdError
+from edgekd.paths import read_text
 
 DEFAULT_PORT = 22
 
@@ -67,7 +68,10 @@ def parse_host(text: str) -> tuple[Optional[str], str, int]:
         raise EdgekdError(f"--host {text!r}: expected USER@ADDRESS[:PORT]")
     if port_text and not port_text.isdigit():
         raise EdgekdError(f"--host {text!r}: the port {port_text!r} is not a number")
-    return user, host, int(port_text) if port_text else DEFAULT_PORT
+    port = int(port_text) if port_text else DEFAULT_PORT
+    if not 1 <= port <= 65535:
+        raise EdgekdError(f"--host {text!r}: port {port} is out of range (1..65535)")
+    return user, host, port
 
 
 def check_device_id(device: str) -> None:
@@ -103,9 +107,10 @@ def load_fleet(path: Path) -> list[DeviceTarget]:
     """Targets from a fleet YAML file; a `host` may carry user and port as USER@ADDR:PORT."""
     import yaml
 
+    text = read_text(path, "fleet file")
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise EdgekdError(f"{path}: cannot read the fleet file: {str(exc).splitlines()[0]}") from None
     entries = data.get("devices") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:

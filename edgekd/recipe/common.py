@@ -13,12 +13,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # Backend, runtime and precision names come from the backend registry (edgekd.export), the one place they are
 # defined; the Literals below are built from it, so a new backend is accepted by recipes without an edit here.
 from edgekd.export import BACKENDS, PRECISIONS, all_runtime_names, backend_names, runtime_names  # noqa: E402
+from edgekd.export.orchestrate import TENSORRT_VERSION_PATTERN  # noqa: E402
 
 RUNTIMES = tuple(all_runtime_names())
 BackendName = Literal[tuple(backend_names())]  # type: ignore[valid-type]
 RuntimeName = Literal[tuple(runtime_names())]  # type: ignore[valid-type]
 PrecisionName = Literal[PRECISIONS]  # type: ignore[valid-type]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+# Upper bounds no real run comes near: they catch a typo or a unit mix-up (`epochs: 1e23`, `lr: 1000`) when the
+# recipe loads, with the field and the limit, instead of as an overflow or a hang hours later.
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536
+MAX_LR = 10.0
+MAX_COUNT = 100_000_000  # samples, images, pages, scenes, episodes, steps, timed runs
+MAX_WORKERS = 1_024  # processes and threads
+MAX_WIDTH = 4_096  # channels of a layer
 
 
 # Fields that change how a stage runs, never what it writes (the generators promise files independent of their
@@ -40,14 +51,14 @@ class StrictModel(BaseModel):
 class TrainConfig(StrictModel):
     """One optimisation run: AdamW with linear warm-up then cosine decay, checkpointed every epoch."""
 
-    epochs: int = Field(gt=0)
-    batch_size: int = Field(64, gt=0)
-    lr: float = Field(1e-3, gt=0)
+    epochs: int = Field(gt=0, le=MAX_EPOCHS)
+    batch_size: int = Field(64, gt=0, le=MAX_BATCH)
+    lr: float = Field(1e-3, gt=0, le=MAX_LR)
     weight_decay: float = Field(0.05, ge=0)
-    warmup_epochs: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, le=MAX_EPOCHS)
     grad_clip: Optional[float] = Field(None, gt=0)
-    checkpoint_every_steps: int = Field(0, ge=0, description="0: checkpoint at epoch ends only")
-    num_workers: int = Field(0, ge=0)
+    checkpoint_every_steps: int = Field(0, ge=0, le=MAX_COUNT, description="0: checkpoint at epoch ends only")
+    num_workers: int = Field(0, ge=0, le=MAX_WORKERS)
 
 
 class KDPair(StrictModel):
@@ -127,7 +138,7 @@ class ExportConfig(StrictModel):
     # int8 files are compared with the fake-quantized PyTorch model; integer kernels round differently
     # from fake-quant by up to a quantization step per layer, so the absolute budget is wider.
     parity_int8: ParityBudget = ParityBudget(max_abs_diff=0.1, max_metric_delta=0.3)
-    eval_samples: int = Field(2000, gt=0, description="held-out samples used for the parity metric")
+    eval_samples: int = Field(2000, gt=0, le=MAX_COUNT, description="held-out samples used for the parity metric")
     backends: dict[BackendName, list[PrecisionName]] = Field(default_factory=_default_backends)
 
     @field_validator("backends")
@@ -143,7 +154,7 @@ class ExportConfig(StrictModel):
     deploy: dict[RuntimeName, Literal[("auto", *PRECISIONS)]] = Field(  # type: ignore[valid-type]
         default_factory=_default_deploy
     )
-    tensorrt_target: str = Field("10.3", pattern=r"^\d+\.\d+(\.\d+)*$",
+    tensorrt_target: str = Field("10.3", pattern=TENSORRT_VERSION_PATTERN,
                                  description="TensorRT version of the target, for the lint (JetPack 6: 10.3)")
     tensorrt_workspace_mb: int = Field(1024, gt=0)
     tensorrt_dla_core: Optional[int] = Field(None, ge=0, description="DLA core on Jetson Xavier/AGX Orin")
@@ -151,8 +162,8 @@ class ExportConfig(StrictModel):
 
 class QuantSensitivity(StrictModel):
     enabled: bool = True
-    samples: int = Field(256, gt=0, description="held-out samples per evaluation")
-    top: int = Field(10, gt=0, description="layers listed in the stage output")
+    samples: int = Field(256, gt=0, le=MAX_COUNT, description="held-out samples per evaluation")
+    top: int = Field(10, gt=0, le=MAX_COUNT, description="layers listed in the stage output")
 
 
 class QuantConfig(StrictModel):
@@ -165,8 +176,8 @@ class QuantConfig(StrictModel):
     """
 
     enabled: bool = True
-    calibration_samples: int = Field(512, gt=0)
-    calibration_batch: int = Field(32, gt=0)
+    calibration_samples: int = Field(512, gt=0, le=MAX_COUNT)
+    calibration_batch: int = Field(32, gt=0, le=MAX_BATCH)
     placement: Literal["weighted_ops", "nncf_default"] = "weighted_ops"
     fold_batchnorm: bool = Field(
         True, description="fold BatchNorms into their convolutions before quantizing (ONNX Runtime keeps an "
@@ -175,7 +186,8 @@ class QuantConfig(StrictModel):
     kd_weight: float = Field(1.0, ge=0)
     train: TrainConfig = TrainConfig(epochs=2, batch_size=64, lr=1e-4, weight_decay=0.0)
     train_samples: Optional[int] = Field(
-        None, gt=0, description="fine-tune on this many training samples (a seeded subset); None: all of them")
+        None, gt=0, le=MAX_COUNT,
+        description="fine-tune on this many training samples (a seeded subset); None: all of them")
     max_metric_delta: float = Field(0.3, ge=0, description="int8 metric vs the float student, in metric units")
     sensitivity: QuantSensitivity = QuantSensitivity()
 
@@ -183,13 +195,13 @@ class QuantConfig(StrictModel):
 class ProfileConfig(StrictModel):
     # Runtimes timed on this host: those with a local session (TensorRT is timed on the device).
     runtimes: list[RuntimeName] = Field(default_factory=_default_profiled)
-    threads: int = Field(2, gt=0)
-    batch_size: int = Field(1, gt=0)
-    warmup: int = Field(20, ge=0)
+    threads: int = Field(2, gt=0, le=MAX_WORKERS)
+    batch_size: int = Field(1, gt=0, le=MAX_BATCH)
+    warmup: int = Field(20, ge=0, le=MAX_COUNT)
     # Sub-3 ms models on a shared 2-core host drift by ±30% between runs; 1000 runs alternated in 10 rounds
     # keep the teacher/student ratio within a few percent (measured, docs/results.md).
-    runs: int = Field(1000, ge=1)
-    rounds: int = Field(10, ge=1, description="teacher and student alternate this many times")
+    runs: int = Field(1000, ge=1, le=MAX_COUNT)
+    rounds: int = Field(10, ge=1, le=MAX_COUNT, description="teacher and student alternate this many times")
 
     @field_validator("runtimes")
     @classmethod

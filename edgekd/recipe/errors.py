@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from edgekd.registry import closest
 
 _VALUE_ERROR_PREFIX = "Value error, "
+_INT_PARSING = ("int_parsing", "int_parsing_size", "int_from_float")
 
 
 def format_validation_error(err: ValidationError, raw: dict[str, Any]) -> str:
@@ -52,6 +53,8 @@ def _describe(error: dict[str, Any], loc: tuple[Any, ...], raw: dict[str, Any]) 
         return f"missing 'task' (one of {ctx.get('expected_tags')})"
     if kind == "literal_error":
         return _unknown_choice("value", value, _quoted(ctx.get("expected", "")))
+    if kind in _INT_PARSING and _beyond(value, limit := _upper_bound(loc, raw)):
+        return f"input should be less than or equal to {limit} (got {value!r})"
     message = error["msg"].removeprefix(_VALUE_ERROR_PREFIX)
     if kind == "value_error" and "unknown" in message:
         return message
@@ -76,16 +79,36 @@ def _quoted(text: str) -> list[str]:
 
 
 def _fields_at(raw: dict[str, Any], loc: tuple[Any, ...]) -> list[str]:
+    model = _model_at(raw, loc)
+    return list(model.model_fields) if model else []
+
+
+def _upper_bound(loc: tuple[Any, ...], raw: dict[str, Any]) -> Any:
+    """The field's `le` limit, if it has one."""
+    model = _model_at(raw, loc[:-1])
+    field = model.model_fields.get(loc[-1]) if model and loc else None
+    limits = [item.le for item in (field.metadata if field else ()) if getattr(item, "le", None) is not None]
+    return limits[0] if limits else None
+
+
+def _beyond(value: Any, limit: Any) -> bool:
+    # `epochs: 1e23` reaches an int field as the string '1e23' (YAML 1.1 floats need a dot) or as a float too big
+    # to convert; either way the bound is the useful report, not the failed integer parse.
+    try:
+        return limit is not None and float(value) > limit
+    except (TypeError, ValueError):
+        return False
+
+
+def _model_at(raw: dict[str, Any], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     from edgekd.recipe.schema import RECIPE_MODELS
 
     model: Any = RECIPE_MODELS.get(raw.get("task"))
     for part in loc:
         model = _child_type(model, part)
         if model is None:
-            return []
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return []
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 def _child_type(annotation: Any, part: Any) -> Any:

@@ -1,6 +1,7 @@
 """Load a recipe: safe YAML, `_base` inheritance, `a.b=c` overrides, one-line errors.
 
-Recipes are data, never code: `yaml.safe_load` only, and `_base` may only name other YAML files.
+Recipes are data, never code: `yaml.safe_load` only, and `_base` may only name other YAML files. A relative
+input path (edgekd.recipe.inputs) is relative to the file that sets it, as a `_base` is.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import yaml
 from pydantic import ValidationError
 
 from edgekd.errors import EdgekdError
+from edgekd.paths import read_text
 from edgekd.recipe.errors import format_validation_error
-from edgekd.recipe.schema import RECIPE_ADAPTER
+from edgekd.recipe.inputs import resolve_inputs
+from edgekd.recipe.schema import INPUT_FIELDS, RECIPE_ADAPTER
 
 BASE_KEY = "_base"
 
@@ -29,6 +32,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     raw.setdefault("name", path.stem)
     for key, value in parse_overrides(overrides):
         _set_dotted(raw, key, value)
+    resolve_inputs(raw, INPUT_FIELDS, Path.cwd())  # what --set gave, typed in a shell: relative to the working folder
     try:
         return RECIPE_ADAPTER.validate_python(raw)
     except ValidationError as err:
@@ -36,10 +40,11 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 
 def load_raw(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if not path.exists():
         raise EdgekdError(f"{path}: recipe file not found")
+    text = read_text(path, "recipe")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -58,6 +63,7 @@ def _load_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         cycle = " -> ".join(p.name for p in (*chain, resolved))
         raise EdgekdError(f"{path}: _base inheritance cycle: {cycle}")
     data = load_raw(path)
+    resolve_inputs(data, INPUT_FIELDS, path.parent)
     bases = data.pop(BASE_KEY, [])
     bases = [bases] if isinstance(bases, str) else bases
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):

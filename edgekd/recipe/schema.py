@@ -6,6 +6,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
+from edgekd.recipe.inputs import input_fields
 from edgekd.tasks.gaze.config import GazeRecipe
 from edgekd.tasks.ibvs.config import IbvsRecipe
 from edgekd.tasks.layout.config import LayoutRecipe
@@ -16,6 +17,9 @@ Recipe = Annotated[Union[GazeRecipe, IbvsRecipe, LayoutRecipe, Mono3dRecipe], Fi
 RECIPE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Recipe)
 RECIPE_MODELS = {"gaze": GazeRecipe, "ibvs": IbvsRecipe, "layout": LayoutRecipe, "mono3d": Mono3dRecipe}
 TASK_NAMES = tuple(RECIPE_MODELS)
+# Every task's input path fields: a recipe file's relative paths are resolved before its task is known (a _base
+# may set the path, the file inheriting from it the task); no two tasks use one location for different things.
+INPUT_FIELDS = frozenset(location for model in RECIPE_MODELS.values() for location in input_fields(model))
 
 
 def recipe_json_schema() -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgekd.errors import EdgekdError
+from edgekd.paths import read_text
 from edgekd.registry import closest
 
 MB = 1_000_000  # max_size_mb counts decimal megabytes, like the sizes people quote for model files
@@ -130,10 +131,7 @@ def load_budgets(path: str | Path) -> tuple[Rule, ...]:
 def _read(path: Path) -> Any:
     import yaml  # only when a budgets file is given: `import edgekd` stays light
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EdgekdError(f"cannot read budgets file {path}: {exc.strerror}") from exc
+    text = read_text(path, "budgets file")
     is_json = path.suffix == ".json"
     try:
         data = json.loads(text) if is_json else yaml.safe_load(text)

@@ -76,6 +76,7 @@ def compare_reports(
     max_size_ratio: float | None = None,
     max_size_mb: float | None = None,
     rules: tuple[Rule, ...] = (),
+    allow_other_recipe: bool = False,
 ) -> Comparison:
     """Rows for every metric, latency (and budgeted size) of every model and deployed file in the baseline.
 
@@ -84,7 +85,7 @@ def compare_reports(
     >>> comparison.failed
     """
     default = Budget(max_metric_drop, max_latency_ratio, max_size_ratio, max_size_mb)
-    _check_comparable(current, baseline, default)
+    _check_comparable(current, baseline, default, allow_other_recipe)
     gate = _Gate(current, baseline, default, tuple(rules))
     comparison = Comparison(notes=_notes(current, baseline))
     comparison.rows += _model_rows(gate)
@@ -92,8 +93,12 @@ def compare_reports(
     return comparison
 
 
-def _check_comparable(current: Report, baseline: Report, default: Budget) -> None:
+def _check_comparable(current: Report, baseline: Report, default: Budget, allow_other_recipe: bool) -> None:
     check_budget(default)
+    if current.recipe != baseline.recipe and not allow_other_recipe:
+        # A gate against another recipe's baseline passes or fails for reasons unrelated to the change under test.
+        raise EdgekdError(f"the baseline is of recipe '{baseline.recipe}', this report of '{current.recipe}'; "
+                          "compare reports of one recipe, or pass --allow-other-recipe (a renamed recipe)")
     if current.task != baseline.task or current.metric != baseline.metric:
         raise EdgekdError(
             f"reports are not comparable: {current.task}/{current.metric.name} vs baseline "

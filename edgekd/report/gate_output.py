@@ -46,6 +46,17 @@ def to_markdown(comparison: Comparison, *, title: str = SUITE) -> str:
     return "\n".join(lines)
 
 
+def verdict_line(comparison: Comparison, *, shown: int = 3) -> str:
+    """One line naming what regressed, for stderr (the table or JSON on stdout has every row).
+
+    '2 regressions beyond budget: student: p50 latency, onnxruntime (ms) 1.50× (budget ≤ 1.2×); ...'
+    """
+    failures = [f"{r.label}: {r.quantity} {r.change} (budget {r.budget})" for r in comparison.rows if not r.ok]
+    more = f"; and {len(failures) - shown} more" if len(failures) > shown else ""
+    plural = "s" * (len(failures) != 1)
+    return f"{len(failures)} regression{plural} beyond budget: " + "; ".join(failures[:shown]) + more
+
+
 def _table(rows: list[ComparisonRow]) -> list[str]:
     head = ["| | model | quantity | baseline | current | change | budget | note |", "|---|---|---|---|---|---|---|---|"]
     body = [

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgekd.errors import EdgekdError
+from edgekd.paths import read_text
 from edgekd.profile.local import ProfileResult
 
 SCHEMA_VERSION = 4
@@ -163,12 +164,7 @@ def load_report(path: str | Path) -> Report:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise EdgekdError(f"report not found: {path}") from exc
-    except OSError as exc:
-        raise EdgekdError(f"cannot read report {path}: {exc.strerror}") from exc
+    text = read_text(path, "report")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

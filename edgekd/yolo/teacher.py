@@ -85,13 +85,11 @@ def build_yolo_teacher(name: str, num_classes: int, weights: str | Path | None =
                        from_imagenet: bool = False) -> YoloTeacher:
     """A YoloTeacher from `build_yolo(name, num_classes)`, with `weights` (a state_dict of the YoloDetector, as
     `train_yolo_teacher`'s caller saves it) loaded when given; in eval mode."""
-    from edgekd.artifacts import load_checkpoint
+    from edgekd.artifacts import load_state_into
 
     model = build_yolo(name, num_classes)
     if weights is not None:
-        if not Path(weights).is_file():
-            raise EdgekdError(f"YOLO teacher weights not found: {weights}")
-        model.load_state_dict(load_checkpoint(weights))
+        load_state_into(model, weights)
     return YoloTeacher(model, from_imagenet).eval()
 
 

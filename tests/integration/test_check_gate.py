@@ -95,3 +95,4 @@ def test_model_made_30_percent_slower_fails(models, tmp_path) -> None:
     cli = run_cli("check", str(report), "--baseline", str(base), "--junit", str(tmp_path / "gate.xml"))
     assert cli.returncode == 1, cli.stderr
     assert (tmp_path / "gate.xml").read_text().count("<failure") == 2
+    assert "2 regressions beyond budget: " in cli.stderr and cli.stderr.count("\n") == 1

@@ -53,8 +53,21 @@ def test_deploy_smoke_tests_openvino_ir_too(run_dir, make_target, remote_options
         ("onnx/student.onnx", "onnxruntime", "ok"), ("openvino/student.xml", "openvino", "ok")}
 
 
+def _model_the_runtime_cannot_load(path: Path) -> None:
+    """A well-formed ONNX file (it passes the check made before connecting) with an operator no runtime has."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("NoSuchOp", ["x"], ["y"], domain="com.example")
+    graph = helper.make_graph([node], "unloadable", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
 def test_a_broken_model_fails_its_smoke_test_and_exits_1(run_dir, sshd_server, tmp_path) -> None:
-    (run_dir / "export" / "onnx" / "broken.onnx").write_bytes(b"not a model")
+    _model_the_runtime_cannot_load(run_dir / "export" / "onnx" / "broken.onnx")
     result = CliRunner().invoke(app, ["deploy", str(run_dir), *_cli_args(sshd_server, tmp_path / "dev"), "--json"])
     assert result.exit_code == 1, result.output
     items = {i["artifact"]: i for i in json.loads(result.stdout)[0]["items"]}
@@ -82,3 +95,11 @@ def test_cli_deploy_of_a_single_file_prints_a_table(sshd_server, tmp_path) -> No
     assert result.exit_code == 0, result.output
     assert "one.onnx" in result.stdout and "ok" in result.stdout
     shutil.rmtree(tmp_path / "dev")
+
+
+def test_a_file_that_is_not_a_model_is_refused_before_connecting(run_dir, tmp_path) -> None:
+    (run_dir / "export" / "onnx" / "broken.onnx").write_bytes(b"not a model")
+    # port 9 on localhost: a connection attempt would fail differently (refused), and slowly with retries
+    result = CliRunner().invoke(app, ["deploy", str(run_dir), "--device", "rpi5", "--host", "pi@127.0.0.1:9"])
+    assert result.exit_code == 2, result.output
+    assert "broken.onnx: not an ONNX model" in result.stderr and "connect" not in result.stderr

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgekd.artifacts import atomic_path, atomic_torch_save, atomic_write_text, load_checkpoint, sha256_file, sha256_json
+from edgekd.artifacts import (
+    atomic_path, atomic_torch_save, atomic_write_text, load_checkpoint, load_state_into, sha256_file, sha256_json,
+)
 from edgekd.errors import EdgekdError
 from edgekd.registry import Registry
 
@@ -39,8 +41,26 @@ def test_checkpoints_load_with_weights_only(tmp_path: Path) -> None:
     atomic_torch_save({"w": torch.ones(2), "step": 3}, tmp_path / "c.pt")
     assert load_checkpoint(tmp_path / "c.pt")["step"] == 3
     torch.save({"obj": NotAllowed()}, tmp_path / "evil.pt")
-    with pytest.raises(Exception, match="Weights only load failed"):
+    with pytest.raises(EdgekdError, match="evil.pt: refused: .*weights_only=True"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_a_truncated_checkpoint_in_a_run_folder_names_the_file_and_how_to_start_the_stage_over(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "tiny"
+    (run / "distill" / "checkpoints").mkdir(parents=True)
+    (run / ".lock").touch()  # what makes a folder a run folder (edgekd.run_lock)
+    last = run / "distill" / "checkpoints" / "last.pt"
+    atomic_torch_save({"w": torch.ones(1000)}, last)
+    last.write_bytes(last.read_bytes()[:500])
+    with pytest.raises(EdgekdError, match=r"last.pt: not a readable PyTorch checkpoint.*--force --stages distill"):
+        load_checkpoint(last)
+
+
+def test_a_state_dict_of_another_model_names_the_file_and_the_mismatch(tmp_path: Path) -> None:
+    atomic_torch_save(torch.nn.Linear(3, 2).state_dict(), tmp_path / "linear.pt")
+    with pytest.raises(EdgekdError, match=r"linear.pt: does not fit Conv2d: .*weight"):
+        load_state_into(torch.nn.Conv2d(3, 2, 1), tmp_path / "linear.pt")
+    load_state_into(torch.nn.Linear(3, 2), tmp_path / "linear.pt")
 
 
 def test_hashes_are_stable(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from tests.conftest import run_cli
 from edgekd.errors import EdgekdError
 from edgekd.report.budgets import load_budgets
 from edgekd.report.compare import compare_reports
-from edgekd.report.gate_output import to_json, to_junit, to_markdown
+from edgekd.report.gate_output import to_json, to_junit, to_markdown, verdict_line
 from edgekd.report.schema import DeploymentEntry, Report
 from test_compare import latency, report
 
@@ -119,6 +119,8 @@ def test_outputs_markdown_junit_and_strict_json() -> None:
     assert len(suite.findall("testcase/failure")) == 4 == int(suite.get("failures"))
     data = json.loads(to_json(comparison), parse_constant=pytest.fail)  # NaN is not JSON: written as null
     assert data["failed"] is True and data["rows"][0]["current"] is None
+    line = verdict_line(comparison)
+    assert line.startswith("4 regressions beyond budget: teacher: ") and line.endswith("; and 1 more")
 
 
 def write_reports(tmp_path, current: Report, baseline: Report):
@@ -138,6 +140,16 @@ def test_cli_writes_every_output_and_exits_1_on_regression(tmp_path) -> None:
     assert printed == json.loads((tmp_path / "g/gate.json").read_text())
     assert printed["failed"] and "regressions" in (tmp_path / "g/gate.md").read_text()
     assert ET.parse(tmp_path / "g/gate.xml").getroot().tag == "testsuites"
+    verdict = result.stderr.strip()  # one line beside the JSON on stdout, naming what regressed
+    assert verdict.count("\n") == 0 and "2 regressions beyond budget" in verdict, verdict
+    assert "p50 latency, onnxruntime" in verdict and "budget ≤ 1.2×" in verdict
+
+
+def test_cli_passing_gate_prints_nothing_on_stderr(tmp_path) -> None:
+    current, base = write_reports(tmp_path, report(), report())
+    result = run_cli("check", str(current), "--baseline", str(base))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and "edgekd check" in result.stdout
 
 
 def test_cli_unknown_budget_key_exits_2_with_one_line(tmp_path) -> None:

@@ -21,3 +21,21 @@ def test_loading_a_recipe_does_not_import_exporters() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     for name in ("onnx", "onnxruntime", "openvino", "ultralytics"):
         assert f"'{name}'" not in loaded, name
+
+
+def test_every_verb_stays_callable_after_the_subpackages_are_imported() -> None:
+    """Importing a subpackage binds it to the package attribute of its name, which would hide a verb of that name."""
+    code = (
+        "import edgekd, edgekd.export.onnx, edgekd.report.schema, edgekd.profile.local, edgekd.recipe;"
+        "print([verb for verb in edgekd._VERBS if not callable(getattr(edgekd, verb))])"
+    )
+    hidden = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert hidden == "[]"
+
+
+def test_no_verb_shares_a_name_with_a_module() -> None:
+    import importlib.util
+
+    import edgekd
+
+    assert [verb for verb in edgekd._VERBS if importlib.util.find_spec(f"edgekd.{verb}") is not None] == []

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from torchvision.ops import box_iou
 
 from edgekd.models.picodet import build_picodet
 from edgekd.tasks.layout.det_losses import PicoDetLoss
-from edgekd.tasks.layout.postprocess import postprocess_detections
 
 HEIGHT, WIDTH = 128, 96
 # (x1, y1, x2, y2, class) per image; each class has its own fill colour on a light page.
@@ -30,7 +28,18 @@ def _pages() -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     return torch.from_numpy(images), boxes, labels
 
 
+def _relabelled(labels: list[torch.Tensor], shift: int) -> list[torch.Tensor]:
+    return [(label + shift) % 3 for label in labels]
+
+
 def test_tiny_picodet_overfits_two_pages() -> None:
+    # Which rectangle is found first, and which duplicate outranks which, differ between CPUs: float summation
+    # order moves 100 steps of training as a new seed does (eval-mode AP50 ranged 0.22-1.0 over 48 seeds). What
+    # every seed shares is measured here, on the training batch with the batch-norm statistics it trained with
+    # (the running averages still lag the weights after 100 steps). Over 48 seeds: loss 0.26-0.37 of its start;
+    # best predicted box per rectangle mean IoU 0.86-0.99 (0.56 untrained); classification loss under the true
+    # labels <= 0.08 of that under either relabelling. Learning rate 0 gives 1.0, 0.56, 1.0; labels permuted in
+    # training 0.26-0.34, 0.93-0.99, >= 14; labels mixed between pages 0.27-0.35, 0.99, >= 1.4.
     torch.set_num_threads(1)
     torch.manual_seed(0)
     images, boxes, labels = _pages()
@@ -46,14 +55,10 @@ def test_tiny_picodet_overfits_two_pages() -> None:
         history.append(losses["loss"].item())
     assert np.mean(history[-5:]) < 0.5 * history[0], history[::10]
 
-    # The eval-mode detector finds every rectangle: for each, the most confident detection overlapping it (IoU > 0.5)
-    # has its class. (The best-overlapping one can be a low-scored duplicate of another class: which one is best by
-    # a pixel differs between CPUs' float rounding, and AP ranks detections by score, not by overlap.)
-    model.eval()
     with torch.no_grad():
-        detections = postprocess_detections(*model(images))
-    for found, gt_boxes, gt_labels in zip(detections, boxes, labels):
-        overlap = box_iou(gt_boxes, torch.from_numpy(found.boxes)).numpy()
-        assert (overlap.max(axis=1) > 0.5).all(), overlap.max(axis=1)
-        scores = np.where(overlap > 0.5, found.scores[None, :], -np.inf)
-        assert found.labels[scores.argmax(axis=1)].tolist() == gt_labels.tolist()
+        raw = model(images)
+        predicted, _ = model.decode(raw)
+        best_iou = [box_iou(truth, found).max(dim=1).values for truth, found in zip(boxes, predicted)]
+        class_loss = {shift: loss_fn(raw, boxes, _relabelled(labels, shift))["loss_vfl"].item() for shift in range(3)}
+    assert torch.cat(best_iou).mean() > 0.75, best_iou
+    assert class_loss[0] < 0.3 * min(class_loss[1], class_loss[2]), class_loss

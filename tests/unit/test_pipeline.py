@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -101,3 +102,17 @@ def test_a_crashed_stage_has_no_manifest_and_runs_again(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         Pipeline(Recipe(name="toy"), stages, tmp_path, Console(quiet=True)).run()
     assert not (tmp_path / "toy" / "a" / "manifest.json").exists()
+
+
+def test_what_a_stage_needs_is_checked_before_any_stage_runs(tmp_path: Path) -> None:
+    def needs_extra(recipe) -> None:
+        raise EdgekdError("this stage needs an optional extra")
+
+    calls: list[str] = []
+    first, second = toy_stages(calls)
+    stages = [first, dataclasses.replace(second, needs=needs_extra)]
+    with pytest.raises(EdgekdError, match="optional extra"):
+        Pipeline(Recipe(name="toy", a=1, b=1), stages, tmp_path, Console(quiet=True)).run()
+    assert calls == [] and not (tmp_path / "toy" / "a").exists()
+    Pipeline(Recipe(name="toy", a=1, b=1), stages, tmp_path, Console(quiet=True)).run(["a"])  # not selected
+    assert calls == ["a"]

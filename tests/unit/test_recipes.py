@@ -67,3 +67,56 @@ def test_json_schema_describes_the_recipe() -> None:
     text = str(schema)
     assert schema["title"] == "edgekd recipe"
     assert "mask_ratio" in text and "additionalProperties" in text
+
+
+def test_relative_input_paths_are_relative_to_the_file_that_sets_them(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "base" / "eyes").mkdir(parents=True)
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "teacher.pt").write_bytes(b"")
+    (tmp_path / "base" / "gaze.yaml").write_text("task: gaze\ndata: {source: folder, root: eyes}\n")
+    (tmp_path / "exp" / "run.yaml").write_text("_base: ../base/gaze.yaml\nteacher: {checkpoint: teacher.pt}\n")
+    monkeypatch.chdir(tmp_path / "base" / "eyes")  # any working folder: the recipe's own folder decides
+    recipe = load_recipe(Path("../../exp/run.yaml"))
+    assert recipe.data.root.resolve() == (tmp_path / "base" / "eyes").resolve()
+    assert recipe.teacher.checkpoint.resolve() == (tmp_path / "exp" / "teacher.pt").resolve()
+
+
+def test_a_set_path_is_relative_to_the_working_folder(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "teacher.pt").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe(TINY_RECIPE, ["teacher.checkpoint=teacher.pt"])
+    assert recipe.teacher.checkpoint.resolve() == (tmp_path / "teacher.pt").resolve()
+
+
+@pytest.mark.parametrize(("text", "fragments"), [
+    ("teacher: {checkpoint: absent.pt}", ["teacher.checkpoint", "file not found", "absent.pt"]),
+    ("teacher: {checkpoint: .}", ["teacher.checkpoint", "not a file"]),
+    ("data: {source: folder, root: no_such_folder}", ["data.root", "folder not found", "no_such_folder"]),
+], ids=["missing-checkpoint", "checkpoint-is-a-folder", "missing-data-root"])
+def test_a_missing_input_path_fails_at_load(write_yaml, text: str, fragments: list[str]) -> None:
+    with pytest.raises(EdgekdError) as error:
+        load_recipe(write_yaml(f"task: gaze\n{text}\n"))
+    assert all(fragment in str(error.value) for fragment in fragments), str(error.value)
+
+
+@pytest.mark.parametrize(("task", "location"), [
+    ("layout", "teacher.checkpoint"), ("layout", "data.val_json"), ("mono3d", "assistant.checkpoint"),
+    ("ibvs", "perception.checkpoint"),
+])
+def test_every_task_checks_its_input_files(write_yaml, task: str, location: str) -> None:
+    with pytest.raises(EdgekdError, match=rf"{location}: file not found"):
+        load_recipe(write_yaml(f"task: {task}\n"), [f"{location}=absent.file"])
+
+
+@pytest.mark.parametrize(("override", "fragments"), [
+    ("distill.train.epochs=1e23", ["distill.train.epochs", "less than or equal to 10000"]),
+    ("distill.train.epochs=1.0e+23", ["distill.train.epochs", "less than or equal to 10000"]),
+    ("teacher.train.batch_size=1000000", ["teacher.train.batch_size", "65536"]),
+    ("distill.train.lr=1e4", ["distill.train.lr", "less than or equal to 10"]),
+    ("data.train_per_subject=1e12", ["data.train_per_subject", "100000000"]),
+    ("profile.runs=10000000000", ["profile.runs", "100000000"]),
+])
+def test_absurd_values_fail_with_the_field_and_the_limit(override: str, fragments: list[str]) -> None:
+    with pytest.raises(EdgekdError) as error:
+        load_recipe(TINY_RECIPE, [override])
+    assert all(fragment in str(error.value) for fragment in fragments), str(error.value)

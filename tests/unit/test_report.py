@@ -1,5 +1,6 @@
 """Report schema round trip, loading errors, ratios and the Markdown rendering."""
 
+import io
 import json
 
 import pytest
@@ -86,6 +87,18 @@ def test_markdown_has_table_rows_ratio_and_parity() -> None:
     assert "| student | onnxruntime | fp32 | 3.00e-06 |" in text
     assert "Test CPU 3000" in text and "onnxruntime 1.20.0" in text
     assert "- synthetic data" in text
+
+
+def test_report_printed_to_a_log_or_pipe_keeps_every_number() -> None:
+    from rich.console import Console
+
+    from edgekd.cli.run import print_report
+
+    log = Console(file=io.StringIO())  # not a terminal: 80 columns, as for a log file or a pipe
+    print_report(log, to_markdown(make_report()))
+    printed = log.file.getvalue()
+    assert "| student | onnxruntime | fp32 | 3.00e-06 | 1.00e-05 | 2.1 | 2.1 | +0.00e+00 | yes |" in printed
+    assert "…" not in printed
 
 
 def test_parity_rows_show_the_gated_statistic_beside_the_maximum() -> None:

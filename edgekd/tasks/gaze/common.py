@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.artifacts import atomic_torch_save, load_checkpoint
+from edgekd.artifacts import atomic_torch_save, load_state_into
 from edgekd.models import MODELS
 from edgekd.pipeline import StageContext
 from edgekd.tasks.gaze.dataset import PIXEL_MEAN, PIXEL_STD, GazeArrays, load_split
@@ -38,7 +38,7 @@ def save_weights(module: nn.Module, path: Path) -> None:
 
 def load_model(arch: str, path: Path) -> nn.Module:
     model = build_model(arch)
-    model.load_state_dict(load_checkpoint(path))
+    load_state_into(model, path)
     return model.eval()
 
 

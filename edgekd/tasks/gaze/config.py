@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from edgekd.recipe.common import KDPair, RecipeBase, StrictModel, TrainConfig, check_model_name
+from edgekd.recipe.common import (
+    MAX_BATCH,
+    MAX_COUNT,
+    MAX_LR,
+    MAX_WORKERS,
+    KDPair,
+    RecipeBase,
+    StrictModel,
+    TrainConfig,
+    check_model_name,
+)
+from edgekd.recipe.inputs import InputFile, InputFolder
 
 
 class GazeData(StrictModel):
     """Synthetic near-eye images (the default) or a folder in the same on-disk format (docs/gaze_data.md)."""
 
     source: Literal["synthetic", "folder"] = "synthetic"
-    root: Optional[Path] = Field(None, description="data folder when source is 'folder'")
+    root: Optional[InputFolder] = Field(None, description="data folder when source is 'folder'")
     image_size: int = Field(64, ge=32, le=512)
-    train_subjects: int = Field(30, gt=0)
-    train_per_subject: int = Field(800, gt=0)
-    test_subjects: int = Field(6, gt=0)
-    test_per_subject: int = Field(1000, gt=0)
-    personal_subjects: int = Field(10, gt=0)
-    personal_adapt: int = Field(5, gt=0)
-    personal_eval: int = Field(200, gt=0)
-    workers: int = Field(2, gt=0)
+    train_subjects: int = Field(30, gt=0, le=MAX_COUNT)
+    train_per_subject: int = Field(800, gt=0, le=MAX_COUNT)
+    test_subjects: int = Field(6, gt=0, le=MAX_COUNT)
+    test_per_subject: int = Field(1000, gt=0, le=MAX_COUNT)
+    personal_subjects: int = Field(10, gt=0, le=MAX_COUNT)
+    personal_adapt: int = Field(5, gt=0, le=MAX_COUNT)
+    personal_eval: int = Field(200, gt=0, le=MAX_COUNT)
+    workers: int = Field(2, gt=0, le=MAX_WORKERS)
 
     @field_validator("image_size")
     @classmethod
@@ -43,7 +53,7 @@ class GazeTeacher(StrictModel):
     """The teacher is trained here (no hub weights) or loaded from a local state_dict checkpoint."""
 
     arch: str = "convnextv2_atto_gaze"
-    checkpoint: Optional[Path] = None
+    checkpoint: Optional[InputFile] = None
     train: TrainConfig = TrainConfig(epochs=10, batch_size=64, lr=2e-3)
 
     _arch = field_validator("arch")(lambda cls, v: check_model_name(v))
@@ -64,7 +74,7 @@ class GazeDistill(StrictModel):
     inherit_stage1: bool = True
     freeze_inherited: bool = True
     mask_ratio: float = Field(0.6, gt=0, lt=1)
-    mask_patch: int = Field(8, gt=0)
+    mask_patch: int = Field(8, gt=0, le=512)  # the largest image_size
     pixel_weight: float = Field(1.0, ge=0)
     pairs: list[KDPair] = Field(default_factory=_default_pairs)
     train: TrainConfig = TrainConfig(epochs=20, batch_size=64, lr=2e-3)
@@ -85,7 +95,7 @@ class GazeFinetune(StrictModel):
     """Gaze regression (L1 on yaw/pitch) on the K-means-balanced general set; teacher and student alike."""
 
     trainable: Literal["adapters", "all"] = "adapters"
-    clusters: int = Field(15, gt=0)
+    clusters: int = Field(15, gt=0, le=MAX_COUNT)
     train: TrainConfig = TrainConfig(epochs=10, batch_size=64, lr=3e-3, weight_decay=0.0)
 
 
@@ -93,9 +103,9 @@ class GazePersonalize(StrictModel):
     """k-shot personalization: only the last-stage adapters, with replay of the general set."""
 
     trainable: Literal["last_stage_adapters", "adapters"] = "last_stage_adapters"
-    steps: int = Field(60, gt=0)
-    lr: float = Field(1e-3, gt=0)
-    replay_per_step: int = Field(16, ge=0, description="general-set images mixed into each step")
+    steps: int = Field(60, gt=0, le=MAX_COUNT)
+    lr: float = Field(1e-3, gt=0, le=MAX_LR)
+    replay_per_step: int = Field(16, ge=0, le=MAX_BATCH, description="general-set images mixed into each step")
     replay_weight: float = Field(0.25, ge=0, description="weight of the replay term next to the subject's own shots")
 
 

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from edgekd.artifacts import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
 from edgekd.errors import EdgekdError
+from edgekd.paths import read_text
 from edgekd.tasks.gaze.render import PITCH_RANGE_DEG, YAW_RANGE_DEG, render_eye, sample_gaze, sample_subject
 
 FORMAT_VERSION = 1
@@ -202,6 +203,8 @@ def load_split(root: Path, split: str, image_size: int | None = None) -> GazeArr
     arrays = _read_cache(cache, digest)
     if arrays is None:
         rows = _read_labels(labels)
+        if not rows:
+            raise EdgekdError(f"{labels}: the {split} split lists no images; it needs at least one")
         arrays = _arrays(rows, [_read_image(folder, row[0], image_size) for row in rows], image_size, labels)
         _write_cache(cache, digest, arrays)
     return arrays
@@ -218,7 +221,7 @@ def _arrays(rows: list[tuple], images: list[np.ndarray], size: int | None, label
 
 
 def _read_labels(path: Path) -> list[tuple[str, str, float, float, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_text(path, "labels file"), newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in LABEL_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

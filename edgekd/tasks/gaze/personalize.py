@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.artifacts import atomic_write_json
+from edgekd.errors import EdgekdError
 from edgekd.models import set_trainable_
 from edgekd.pipeline import StageContext
 from edgekd.tasks.gaze import common
@@ -61,10 +62,40 @@ def personalize_model(model: nn.Module, personal: GazeArrays, replay: GazeArrays
     return {"before": before, "after": after, "reduction": 1.0 - after / before, "subjects": rows}
 
 
+def check_sizes(personal: GazeArrays, replay: GazeArrays, cfg) -> None:
+    """Refuse data too small for personalization before any model is loaded: each personal subject needs adapt
+    shots and held-out eval images, and replay samples `replay_per_step` train images without replacement."""
+    if not len(personal.images):
+        raise EdgekdError("personalize: the personal split has no images; it needs at least one subject with "
+                          "'adapt' and 'eval' rows")
+    for subject in sorted(set(personal.subjects.tolist())):
+        roles = personal.roles[personal.subjects == subject].tolist()
+        for role in ("adapt", "eval"):
+            if role not in roles:
+                raise EdgekdError(f"personalize: subject '{subject}' of the personal split has no '{role}' images; "
+                                  "it needs at least one")
+    if cfg.replay_per_step and cfg.replay_weight and len(replay.images) < cfg.replay_per_step:
+        raise EdgekdError(f"personalize: replay draws {cfg.replay_per_step} train images per step but the train split "
+                          f"has {len(replay.images)}; lower personalize.replay_per_step or add train images")
+
+
+def error_change(before: float, after: float) -> str:
+    """'8% lower' or '8% higher (worse)': the direction is in the words, never a signed number before 'lower'.
+
+    >>> error_change(10.0, 10.8)
+    '8% higher (worse)'
+    """
+    change = 100 * (after - before) / before
+    if change > 0:
+        return f"{change:.0f}% higher (worse)"
+    return f"{-change:.0f}% lower" if change < 0 else "unchanged"
+
+
 def run_personalize(ctx: StageContext) -> dict[str, Any]:
     cfg, seed = ctx.recipe.personalize, ctx.recipe.seed
     torch.manual_seed(seed)
     personal, replay = common.load_arrays(ctx, "personal"), common.load_arrays(ctx, "train")
+    check_sizes(personal, replay, cfg)
     models = {
         "teacher": common.load_model(ctx.recipe.teacher.arch, teacher_weights(ctx)),
         "student": common.load_model(ctx.recipe.distill.arch, student_weights(ctx)),
@@ -74,6 +105,6 @@ def run_personalize(ctx: StageContext) -> dict[str, Any]:
     for role, result in results.items():
         ctx.console.print(
             f"{role}: {result['before']:.2f}° → {result['after']:.2f}° after {cfg.steps}-step personalization "
-            f"({100 * result['reduction']:.0f}% lower)"
+            f"({error_change(result['before'], result['after'])})"
         )
     return {role: {k: v for k, v in r.items() if k != "subjects"} for role, r in results.items()}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from edgekd.recipe.common import RecipeBase, StrictModel, TrainConfig, check_model_name
+from edgekd.recipe.common import (
+    MAX_COUNT, MAX_EPOCHS, MAX_WIDTH, RecipeBase, StrictModel, TrainConfig, check_model_name,
+)
+from edgekd.recipe.inputs import InputFile
+
+LayerWidth = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
 
 
 class IbvsSim(StrictModel):
@@ -18,7 +23,7 @@ class IbvsSim(StrictModel):
     vehicle_length: float = Field(0.30, gt=0)
     vehicle_width: float = Field(0.14, gt=0)
     world_extent: float = Field(6.0, gt=0, description="metres of textured ground around the vehicle")
-    distractors: int = Field(40, ge=0)
+    distractors: int = Field(40, ge=0, le=MAX_COUNT)
     dt: float = Field(1 / 15, gt=0, description="control period, seconds")
     tau: float = Field(0.3, gt=0, description="velocity time constant, seconds")
     wind_sigma: float = Field(0.002, ge=0)
@@ -51,19 +56,20 @@ class IbvsStarts(StrictModel):
 class IbvsPerception(StrictModel):
     """The teacher's perception: segmentation net + mask splitter, trained on the simulator's masks."""
 
-    seg_widths: tuple[int, ...] = (16, 32, 64, 128)
-    splitter_widths: tuple[int, ...] = (16, 32, 64, 128)
-    train_crops: int = Field(4000, gt=0)
-    eval_frames: int = Field(200, gt=0)
-    checkpoint: Optional[str] = Field(None, description="a TeacherPerception state_dict to load instead of training")
+    seg_widths: tuple[LayerWidth, ...] = (16, 32, 64, 128)
+    splitter_widths: tuple[LayerWidth, ...] = (16, 32, 64, 128)
+    train_crops: int = Field(4000, gt=0, le=MAX_COUNT)
+    eval_frames: int = Field(200, gt=0, le=MAX_COUNT)
+    checkpoint: Optional[InputFile] = Field(
+        None, description="a TeacherPerception state_dict to load instead of training")
     train: TrainConfig = TrainConfig(epochs=4, batch_size=32, lr=2e-3, weight_decay=1e-4)
 
 
 class IbvsCollect(StrictModel):
     """The teacher flies episodes; every frame and its command is logged."""
 
-    episodes: int = Field(160, gt=0)
-    val_episodes: int = Field(24, gt=0)
+    episodes: int = Field(160, gt=0, le=MAX_COUNT)
+    val_episodes: int = Field(24, gt=0, le=MAX_COUNT)
     max_seconds: float = Field(20.0, gt=0)
     hold_seconds: float = Field(3.0, ge=0, description="keep flying this long after the goal is reached")
 
@@ -72,7 +78,7 @@ class IbvsStudent(StrictModel):
     arch: str = "nser_student_half_coord"
     input_size: int = Field(96, ge=32, le=512)
     train: TrainConfig = TrainConfig(epochs=10, batch_size=128, lr=1e-3, weight_decay=0.0)
-    patience: int = Field(3, ge=1, description="early stopping: epochs without validation improvement")
+    patience: int = Field(3, ge=1, le=MAX_EPOCHS, description="early stopping: epochs without validation improvement")
     min_delta: float = Field(1e-4, ge=0)
     augment: bool = True
 
@@ -82,15 +88,15 @@ class IbvsStudent(StrictModel):
 class IbvsDagger(StrictModel):
     """DAgger rounds (not in the paper): the student flies, the teacher labels what it sees, retrain."""
 
-    rounds: int = Field(1, ge=0)
-    episodes: int = Field(80, gt=0)
-    epochs: int = Field(4, gt=0)
+    rounds: int = Field(1, ge=0, le=MAX_EPOCHS)  # DAgger rounds: an epoch-like count, bounded alike
+    episodes: int = Field(80, gt=0, le=MAX_COUNT)
+    epochs: int = Field(4, gt=0, le=MAX_EPOCHS)
 
 
 class IbvsEvaluate(StrictModel):
     """Closed-loop flights: the paper's 8 start poses plus `random_starts` more; hard-goal success."""
 
-    random_starts: int = Field(24, ge=0)
+    random_starts: int = Field(24, ge=0, le=MAX_COUNT)
     timeout_seconds: float = Field(75.0, gt=0)
     goal_px: float = Field(40.0, gt=0)
     hold_seconds: float = Field(3.0, gt=0)

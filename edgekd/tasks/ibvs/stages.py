@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from rich.progress import Progress
 
-from edgekd.artifacts import atomic_savez, atomic_torch_save, atomic_write_json, load_checkpoint
+from edgekd.artifacts import atomic_savez, atomic_torch_save, atomic_write_json, load_state_into
 from edgekd.distill.loop import fit
 from edgekd.models import count_parameters
 from edgekd.models.ibvs import TeacherPerception, build_perception
@@ -48,7 +48,7 @@ def build_teacher(recipe) -> TeacherPerception:
 
 def load_teacher(ctx: StageContext) -> TeacherPerception:
     model = build_teacher(ctx.recipe)
-    model.load_state_dict(load_checkpoint(ctx.stage_path("teacher") / PERCEPTION))
+    load_state_into(model, ctx.stage_path("teacher") / PERCEPTION)
     return model.eval()
 
 
@@ -58,7 +58,7 @@ def run_teacher(ctx: StageContext) -> dict[str, Any]:
     model = build_teacher(ctx.recipe)
     history: list = []
     if cfg.checkpoint:
-        model.load_state_dict(load_checkpoint(cfg.checkpoint))
+        load_state_into(model, cfg.checkpoint)
     else:
         with np.load(ctx.stage_path("data") / TRAIN_CROPS) as data:
             crops = CropDataset(data["images"], data["labels"])

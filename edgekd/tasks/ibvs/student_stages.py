@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_checkpoint
+from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_state_into
 from edgekd.distill.loop import fit
 from edgekd.models import MODELS, count_parameters
 from edgekd.pipeline import StageContext
@@ -43,7 +43,7 @@ def build_student(recipe) -> nn.Module:
 
 def load_student(recipe, path: Path) -> nn.Module:
     model = build_student(recipe)
-    model.load_state_dict(load_checkpoint(path))
+    load_state_into(model, path)
     return model.eval()
 
 
@@ -83,7 +83,7 @@ def train_student(ctx: StageContext, model: nn.Module, folders: list[Path], trai
     result = fit(CommandRegression(model), train, train_cfg, seed=ctx.recipe.seed,
                  checkpoint_dir=checkpoints, desc=desc, validate=validate, stop=stop)
     if best_path.is_file():
-        model.load_state_dict(load_checkpoint(best_path))
+        load_state_into(model, best_path)
     return result.history
 
 

@@ -100,6 +100,8 @@ def read_coco_json(path: Path) -> dict[str, Any]:
     missing = [key for key in ("images", "annotations", "categories") if not isinstance(data, dict) or key not in data]
     if missing:
         raise EdgekdError(f"{path}: not a COCO detection file (no '{missing[0]}' list)")
+    if not data["images"]:
+        raise EdgekdError(f"{path}: lists no images; a split needs at least one")
     return data
 
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Dataset
 
-from edgekd.artifacts import load_checkpoint
+from edgekd.artifacts import load_state_into
 from edgekd.pipeline import StageContext
 
 DATASET_INDEX = "dataset.json"
@@ -60,7 +60,7 @@ def build_detector(recipe, role: str, postprocess: str = "host") -> Any:
 
 def load_detector(recipe, role: str, path: Path, postprocess: str = "host") -> Any:
     model = build_detector(recipe, role, postprocess)
-    model.load_state_dict(load_checkpoint(path))
+    load_state_into(model, path)
     return model.eval()
 
 

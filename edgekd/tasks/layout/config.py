@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from edgekd.recipe.common import RecipeBase, StrictModel, TrainConfig
+from edgekd.recipe.common import MAX_COUNT, MAX_WORKERS, RecipeBase, StrictModel, TrainConfig
+from edgekd.recipe.inputs import InputFile, InputFolder
 
 PUBLAYNET_CLASSES = ("text", "title", "list", "table", "figure")  # the synthetic pages draw exactly these
 COCO_PATHS = ("train_json", "train_images", "val_json", "val_images")
@@ -21,16 +21,17 @@ class LayoutData(StrictModel):
     """
 
     source: Literal["synthetic", "coco"] = "synthetic"
-    train_json: Optional[Path] = Field(None, description="COCO annotation file of the training split (source coco)")
-    train_images: Optional[Path] = Field(None, description="folder the train file_names are relative to")
-    val_json: Optional[Path] = None
-    val_images: Optional[Path] = None
+    train_json: Optional[InputFile] = Field(None, description="COCO annotation file of the training split "
+                                                          "(source coco)")
+    train_images: Optional[InputFolder] = Field(None, description="folder the train file_names are relative to")
+    val_json: Optional[InputFile] = None
+    val_images: Optional[InputFolder] = None
     classes: tuple[str, ...] = Field(PUBLAYNET_CLASSES, description="COCO category names, in label order")
     height: int = Field(320, ge=64, le=1280, description="network input height (800×608 in the paper)")
     width: int = Field(256, ge=64, le=1280)
-    train: int = Field(4000, gt=0, description="synthetic training pages")
-    val: int = Field(500, gt=0, description="synthetic validation pages")
-    workers: int = Field(2, gt=0, description="processes rendering pages")
+    train: int = Field(4000, gt=0, le=MAX_COUNT, description="synthetic training pages")
+    val: int = Field(500, gt=0, le=MAX_COUNT, description="synthetic validation pages")
+    workers: int = Field(2, gt=0, le=MAX_WORKERS, description="processes rendering pages")
 
     @field_validator("height", "width")
     @classmethod
@@ -71,7 +72,7 @@ class LayoutTeacher(LayoutDetector):
 
     width: float = Field(2.5, gt=0, le=4.0)
     yolo: Optional[str] = Field(None, description="an Ultralytics YOLOv8 (yolov8n … yolov8x) as the teacher")
-    checkpoint: Optional[Path] = Field(None, description="a state_dict of the teacher (PicoDet, or the YOLO as "
+    checkpoint: Optional[InputFile] = Field(None, description="a state_dict of the teacher (PicoDet, or the YOLO as "
                                                          "edgekd saves it) to load instead of training")
 
 
@@ -113,8 +114,8 @@ class LayoutEvaluate(StrictModel):
 
     score_threshold: float = Field(0.025, ge=0, lt=1)
     iou_threshold: float = Field(0.6, gt=0, le=1)
-    pre_nms_top_k: int = Field(1000, gt=0)
-    keep_top_k: int = Field(100, gt=0, description="detections kept per image (COCO counts 100)")
+    pre_nms_top_k: int = Field(1000, gt=0, le=MAX_COUNT)
+    keep_top_k: int = Field(100, gt=0, le=MAX_COUNT, description="detections kept per image (COCO counts 100)")
 
 
 class LayoutRecipe(RecipeBase):

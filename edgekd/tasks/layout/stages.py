@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_checkpoint, sha256_file
+from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_state_into, sha256_file
 from edgekd.distill.loop import fit
 from edgekd.distill.teacher_cache import cached_or_live
 from edgekd.models import count_parameters
@@ -80,7 +80,7 @@ def run_teacher(ctx: StageContext) -> dict[str, Any]:
     model = common.build_detector(ctx.recipe, "teacher")
     history: list = []
     if cfg.checkpoint:
-        model.load_state_dict(load_checkpoint(cfg.checkpoint))
+        load_state_into(model, cfg.checkpoint)
     elif cfg.yolo:
         from edgekd.yolo.teacher import train_yolo_teacher
 

@@ -11,6 +11,7 @@ the plain student is a training baseline, not a deployable role, so its AP50 / A
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from edgekd.tasks.base import TASKS, DeployModel, MetricSpec, Task
 from edgekd.tasks.deploy_stages import deploy_stages
 from edgekd.tasks.layout import common
 from edgekd.tasks.layout.stages import WEIGHTS
-from edgekd.tasks.layout.yolo_stage import YOLO_FILE, check_yolo_request, run_yolo, yolo_config
+from edgekd.tasks.layout.yolo_stage import YOLO_FILE, check_yolo_request, needs_ultralytics, run_yolo, yolo_config
 
 # QAT's second term scores the quantized student against the float student's detections above this score,
 # used as labels with the same detection loss (QatObjective: "the same loss against the float outputs").
@@ -49,22 +50,15 @@ class LayoutTask(Task):
     _num_classes: int = 5
 
     def preflight(self, recipe: Any) -> None:
-        """A user's COCO files and the teacher checkpoint exist, the export mode suits the backends, and
-        quant.fallback names real student layers."""
+        """The export mode suits the backends, a named YOLO exists, and quant.fallback names real student layers.
+        (The schema has checked that the COCO files and the teacher checkpoint exist.)"""
         from edgekd.errors import EdgekdError
 
-        if recipe.data.source == "coco":
-            for name in ("train_json", "train_images", "val_json", "val_images"):
-                path = getattr(recipe.data, name)
-                if not path.exists():
-                    raise EdgekdError(f"data.{name}: {path} not found (layout: docs/layout.md)")
         if recipe.postprocess == "graph" and "tensorrt" in recipe.export.backends:
             # torchvision's NMS exports as NonMaxSuppression with max_output_boxes_per_class = INT64_MAX, which
             # TensorRT's parser clamps to INT32 (the export lint fails the file): refused here, not at export.
             raise EdgekdError("postprocess: 'graph' cannot go to TensorRT (its NonMaxSuppression carries an INT64 "
                               "limit the parser clamps); use postprocess: host, or drop tensorrt from export.backends")
-        if recipe.teacher.checkpoint and not recipe.teacher.checkpoint.is_file():
-            raise EdgekdError(f"teacher.checkpoint: {recipe.teacher.checkpoint} not found")
         check_yolo_request(recipe)
         if recipe.quant.enabled and recipe.quant.fallback:
             from edgekd.models import deploy_copy
@@ -87,8 +81,9 @@ class LayoutTask(Task):
                       lambda r: {"postprocess": r.postprocess, "profile": r.profile.model_dump(mode="json")},
                       ("data", "export"), help="student with NMS outside vs inside the graph, timed side by side")
         yolo = Stage("yolo", run_yolo, yolo_config, ("export",),
-                     help="an Ultralytics YOLOv8 timed beside the exported models (compare_yolo)")
-        return [
+                     help="an Ultralytics YOLOv8 timed beside the exported models (compare_yolo)",
+                     needs=needs_ultralytics(lambda r: r.compare_yolo))
+        stages = [
             Stage("data", run_data, data_config, help="synthetic pages in COCO format (or your COCO set)"),
             Stage("teacher", run_teacher, _section("teacher"), ("data",),
                   help="PicoDet-LCNet teacher on the detection loss (VFL + GIoU + DFL)"),
@@ -100,6 +95,11 @@ class LayoutTask(Task):
                   help="COCO AP / AP50 / AP75 of all three models on the validation split"),
             *deploy_stages(self, ("data", "teacher", "distill", "evaluate"), ("evaluate",), (modes, yolo)),
         ]
+        # A `teacher.yolo` is built by every stage from the teacher on (distill's KD, evaluation, the exported
+        # teacher), so each of them needs Ultralytics; only the data and the no-KD baseline do not.
+        teacher_yolo = needs_ultralytics(lambda r: r.teacher.yolo)
+        return [stage if stage.needs or stage.name in ("data", "student_plain") else replace(stage, needs=teacher_yolo)
+                for stage in stages]
 
     def student_model(self, ctx: StageContext, postprocess: str) -> Any:
         return common.load_detector(ctx.recipe, "student", ctx.stage_path("distill") / WEIGHTS["distill"],

@@ -13,7 +13,7 @@ Without `compare_yolo` the stage records that no comparison was asked for.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from edgekd.artifacts import atomic_write_json
 from edgekd.pipeline import StageContext
@@ -29,16 +29,26 @@ def yolo_config(recipe) -> dict[str, Any]:
 
 
 def check_yolo_request(recipe) -> None:
-    """Preflight of every YOLO the recipe names (`compare_yolo`, `teacher.yolo`): a known YOLOv8, and Ultralytics
-    installed. (The data section already holds the input sides to multiples of 32, which YOLOv8's coarsest level
-    needs too.)"""
+    """Preflight of every YOLO the recipe names (`compare_yolo`, `teacher.yolo`): a known YOLOv8. Ultralytics is
+    not imported: validating a recipe needs no optional extra, the stages that build a YOLO do (`needs_ultralytics`).
+    (The data section already holds the input sides to multiples of 32, which YOLOv8's coarsest level needs too.)"""
     from edgekd.yolo.models import check_model_name
-    from edgekd.yolo.offline import require_ultralytics
 
     for name in (recipe.compare_yolo, recipe.teacher.yolo):
         if name is not None:
             check_model_name(name)
+
+
+def needs_ultralytics(yolo_name: Callable[[Any], Optional[str]]) -> Callable[[Any], None]:
+    """A stage's `needs`: Ultralytics installed when the recipe names a YOLO there (checked before any stage runs,
+    so a missing extra stops a run before hours of training, not at the stage that builds the YOLO)."""
+    def check(recipe: Any) -> None:
+        if yolo_name(recipe) is not None:
+            from edgekd.yolo.offline import require_ultralytics
+
             require_ultralytics()
+
+    return check
 
 
 def run_yolo(ctx: StageContext) -> dict[str, Any]:

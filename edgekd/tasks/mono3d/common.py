@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.artifacts import load_checkpoint
+from edgekd.artifacts import apply_state, load_checkpoint
 from edgekd.pipeline import StageContext
 from edgekd.tasks.mono3d.dataset import SceneDataset, SplitArrays
 from edgekd.tasks.mono3d.heads import MAP_LAYOUT, decode, feature_grid
@@ -94,9 +94,9 @@ def build(role: str, cfg: NetConfig, residual_branch: bool = False, fuse_residua
 def load(role: str, cfg: NetConfig, path: Path, fuse_residual: bool = False) -> nn.Module:
     """A trained network from its state_dict; a student gets its residual branch only if it was trained with one."""
     state = load_checkpoint(path)
-    residual = any(key.startswith("residual.") for key in state)
+    residual = isinstance(state, dict) and any(str(key).startswith("residual.") for key in state)
     model = build(role, cfg, residual_branch=residual, fuse_residual=fuse_residual and residual)
-    model.load_state_dict(state)
+    apply_state(model, state, path)
     return model.eval()
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from edgekd.recipe.common import RecipeBase, StrictModel, TrainConfig
+from edgekd.recipe.common import (
+    MAX_BATCH,
+    MAX_COUNT,
+    MAX_EPOCHS,
+    MAX_WIDTH,
+    MAX_WORKERS,
+    RecipeBase,
+    StrictModel,
+    TrainConfig,
+)
+from edgekd.recipe.inputs import InputFile, InputFolder
 
 
 class Mono3dData(StrictModel):
@@ -18,15 +27,15 @@ class Mono3dData(StrictModel):
     """
 
     source: Literal["synthetic", "kitti"] = "synthetic"
-    root: Optional[Path] = Field(None, description="KITTI folder when source is 'kitti'")
+    root: Optional[InputFolder] = Field(None, description="KITTI folder when source is 'kitti'")
     train_dir: str = "train"
     val_dir: str = "val"
-    train: int = Field(3000, gt=0, description="synthetic training scenes")
-    val: int = Field(500, gt=0, description="synthetic held-out scenes")
+    train: int = Field(3000, gt=0, le=MAX_COUNT, description="synthetic training scenes")
+    val: int = Field(500, gt=0, le=MAX_COUNT, description="synthetic held-out scenes")
     width: int = Field(320, ge=64, le=1280, description="network input width (KITTI ¼: 320)")
     height: int = Field(96, ge=32, le=384, description="network input height (KITTI ¼: 96)")
     beams: Literal[32, 64] = 32
-    workers: int = Field(2, gt=0, description="processes rendering synthetic scenes")
+    workers: int = Field(2, gt=0, le=MAX_WORKERS, description="processes rendering synthetic scenes")
 
     @model_validator(mode="after")
     def _checks(self) -> "Mono3dData":
@@ -49,12 +58,12 @@ class Mono3dModel(StrictModel):
     y_range: tuple[float, float] = (-1.0, 2.0)
     cell: float = Field(0.625, gt=0, description="lift / pillar grid cell, metres")
     bev_stride: int = Field(2, ge=1, le=4)
-    bev_channels: int = Field(64, gt=0, description="F_T, F_TA, F_S, F_S' width (paper 128)")
-    backbone_width: int = Field(64, gt=0)
+    bev_channels: int = Field(64, gt=0, le=MAX_WIDTH, description="F_T, F_TA, F_S, F_S' width (paper 128)")
+    backbone_width: int = Field(64, gt=0, le=MAX_WIDTH)
     backbone_layers: tuple[int, int] = (2, 2)
-    head_width: int = Field(32, gt=0)
-    image_channels: int = Field(32, gt=0)
-    camera_width: int = Field(48, gt=0)
+    head_width: int = Field(32, gt=0, le=MAX_WIDTH)
+    image_channels: int = Field(32, gt=0, le=MAX_WIDTH)
+    camera_width: int = Field(48, gt=0, le=MAX_WIDTH)
     lift_reduce: Literal["sum", "mean"] = "mean"
     depth_samples: int = Field(4, ge=1, le=16)
     # "rows" scatters whole rows (ScatterND, about ten times faster in ONNX Runtime than "elements"); both export
@@ -81,7 +90,7 @@ class Mono3dModel(StrictModel):
 class Mono3dTeacher(StrictModel):
     """The LiDAR teacher (pillar BEV CNN + center head), trained on ground-truth boxes, or loaded."""
 
-    checkpoint: Optional[Path] = Field(None, description="a LidarDetector state_dict to load instead of training")
+    checkpoint: Optional[InputFile] = Field(None, description="a LidarDetector state_dict to load instead of training")
     train: TrainConfig = TrainConfig(epochs=20, batch_size=32, lr=2e-3, weight_decay=1e-4, grad_clip=10.0)
     mirror: float = Field(0.5, ge=0, le=1, description="probability of SECOND's random left-right flip of the "
                           "point cloud and boxes (without it the teacher memorises the training scenes)")
@@ -90,7 +99,7 @@ class Mono3dTeacher(StrictModel):
 class Mono3dAssistant(StrictModel):
     """The teaching assistant: camera features lifted with one-hot LiDAR depth, trained on ground-truth boxes."""
 
-    checkpoint: Optional[Path] = Field(None, description="a CameraDetector(depth_source='lidar') state_dict")
+    checkpoint: Optional[InputFile] = Field(None, description="a CameraDetector(depth_source='lidar') state_dict")
     train: TrainConfig = TrainConfig(epochs=15, batch_size=16, lr=2e-3, weight_decay=1e-4, grad_clip=10.0)
 
 
@@ -166,8 +175,8 @@ class Mono3dAblation(StrictModel):
     """Optional: every arm trains a TAKD student with the same shorter schedule on the same scenes."""
 
     enabled: bool = False
-    epochs: int = Field(4, gt=0)
-    train_scenes: Optional[int] = Field(None, gt=0, description="a seeded subset of the training scenes")
+    epochs: int = Field(4, gt=0, le=MAX_EPOCHS)
+    train_scenes: Optional[int] = Field(None, gt=0, le=MAX_COUNT, description="a seeded subset of the training scenes")
     arms: list[Mono3dArm] = Field(default_factory=_default_arms)
 
     @model_validator(mode="after")
@@ -184,8 +193,8 @@ class Mono3dEvaluate(StrictModel):
     """Decoding and the KITTI evaluation of every model on the held-out scenes."""
 
     score_threshold: float = Field(0.05, ge=0, lt=1, description="detections kept in the result files")
-    top_k: int = Field(32, gt=0, description="heatmap peaks decoded per scene")
-    batch_size: int = Field(32, gt=0)
+    top_k: int = Field(32, gt=0, le=MAX_COUNT, description="heatmap peaks decoded per scene")
+    batch_size: int = Field(32, gt=0, le=MAX_BATCH)
 
 
 class Mono3dRecipe(RecipeBase):

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from rich.progress import Progress
 
-from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_checkpoint
+from edgekd.artifacts import atomic_torch_save, atomic_write_json, load_state_into
 from edgekd.distill.loop import fit
 from edgekd.models import count_parameters
 from edgekd.pipeline import StageContext
@@ -65,7 +65,7 @@ def train_detector(ctx: StageContext, role: str, inputs: str, train_cfg, checkpo
     model = common.build(role, cfg)
     history: list = []
     if checkpoint:
-        model.load_state_dict(load_checkpoint(checkpoint))
+        load_state_into(model, checkpoint)
     else:
         dataset = dataset if dataset is not None else common.scenes(ctx, "train", cfg)
         result = fit(DetectionObjective(model, inputs, depth_weight), dataset, train_cfg,

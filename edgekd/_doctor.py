@@ -1,10 +1,13 @@
-"""`edgekd doctor`: what this installation can do — runtimes, optional extras, device specs."""
+"""`edgekd doctor`: what this installation can do — runtimes, optional extras, device specs.
+
+Private (`_doctor`): a submodule named `doctor` would replace the `edgekd.doctor` verb on the package once
+imported, so `edgekd.doctor()` would work only once per interpreter.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 # Extras that are not a backend's (a backend's extra and modules come from the registry, edgekd.export).
@@ -65,11 +68,8 @@ def extras() -> list[dict[str, Any]]:
     return rows
 
 
-def device_specs(search: Path | None = None) -> list[str]:
-    """Device spec files in ./devices (or `search`); the device model itself comes with profiling."""
-    folder = search or Path.cwd() / "devices"
-    return sorted(p.stem for p in folder.glob("*.yaml") if not p.name.startswith("_")) if folder.is_dir() else []
-
-
 def collect() -> dict[str, Any]:
-    return {"edgekd": _version("edgekd"), "runtimes": runtimes(), "extras": extras(), "devices": device_specs()}
+    from edgekd.devices import list_devices
+
+    # The devices `--device` resolves (edgekd.devices.devices_dir), wherever doctor is run from.
+    return {"edgekd": _version("edgekd"), "runtimes": runtimes(), "extras": extras(), "devices": list_devices()}
