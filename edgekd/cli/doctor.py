@@ -27,7 +27,8 @@ def doctor_command(as_json: JsonOpt = False) -> None:
     for row in info["extras"]:
         extras.add_row(row["extra"], _mark(row["installed"]), ", ".join(row["missing"]) or "-")
     out.print(runtimes, extras)
-    out.print("devices: " + (", ".join(info["devices"]) or f"none found in {escape(str(devices_dir()))}"))
+    folder = escape(str(devices_dir()))
+    out.print(f"devices ({folder}): " + (", ".join(info["devices"]) or "none found"))
 
 
 def _mark(flag: bool) -> str:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,15 @@ from edgekd.paths import read_text
 from edgekd.registry import closest, unknown_name_message
 
 ENV_DIR = "EDGEKD_DEVICES_DIR"
-_REPO_DEVICES = Path(__file__).resolve().parents[2] / "devices"
+_REPO_DEVICES = Path(__file__).resolve().parents[2] / "devices"  # a checkout or an editable install
+_INSTALLED_DEVICES = ("share", "edgekd", "devices")  # under sys.prefix: a wheel install (pyproject data-files)
 
 
 def devices_dir(folder: str | Path | None = None) -> Path:
-    """Where device YAMLs live: `folder`, $EDGEKD_DEVICES_DIR, ./devices, then the repository's devices/."""
-    for candidate in (folder, os.environ.get(ENV_DIR), Path.cwd() / "devices"):
+    """Where device YAMLs live: `folder`, $EDGEKD_DEVICES_DIR, ./devices, the repository's devices/, then the
+    copy a wheel installs under <prefix>/share/edgekd/devices."""
+    installed = Path(sys.prefix).joinpath(*_INSTALLED_DEVICES)
+    for candidate in (folder, os.environ.get(ENV_DIR), Path.cwd() / "devices", _REPO_DEVICES, installed):
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return _REPO_DEVICES

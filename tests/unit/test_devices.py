@@ -72,3 +72,41 @@ def test_invalid_yaml_is_one_line(tmp_path: Path) -> None:
     path.write_text("id: [unclosed\n")
     with pytest.raises(EdgekdError, match=r"broken\.yaml: not valid YAML"):
         load_device(path)
+
+
+def test_a_wheel_install_finds_the_device_specs_it_installed(tmp_path, monkeypatch) -> None:
+    """No checkout, no ./devices: the specs a wheel installs under <prefix>/share/edgekd/devices are used."""
+    import shutil
+    import sys
+
+    from edgekd.devices import loader
+
+    installed = tmp_path / "prefix" / "share" / "edgekd" / "devices"
+    shutil.copytree(DEVICES, installed)
+    monkeypatch.setattr(loader, "_REPO_DEVICES", tmp_path / "no-checkout" / "devices")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    monkeypatch.delenv(loader.ENV_DIR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert loader.devices_dir() == installed
+    assert "rpi5" in loader.list_devices() and loader.load_device("rpi5").id == "rpi5"
+
+
+def test_the_wheel_carries_the_device_specs_and_the_calibration(tmp_path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    import shutil
+
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ behind
+    for name in ("pyproject.toml", "README.md", "edgekd", "devices"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        copy(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
+    names = zipfile.ZipFile(next((tmp_path / "dist").glob("edgekd-*.whl"))).namelist()
+    shipped = {name.split("/share/edgekd/devices/")[1] for name in names if "/share/edgekd/devices/" in name}
+    expected = {p.relative_to(DEVICES).as_posix() for p in DEVICES.rglob("*")
+                if p.is_file() and p.suffix in (".yaml", ".json", ".md")}
+    assert expected and expected <= shipped, expected - shipped
