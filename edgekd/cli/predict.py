@@ -17,6 +17,7 @@ from rich.table import Table
 from edgekd.cli.common import JsonOpt, guarded, out
 from edgekd.errors import EdgekdError
 from edgekd.export import PRECISIONS, all_runtime_names
+from edgekd.paths import check_output_file
 from edgekd.registry import unknown_name_message
 
 _PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "data" / "device_latency_calibration.csv"
@@ -43,6 +44,8 @@ def predict_command(
     from edgekd.profile import predict as api
 
     target_file = calibration_file or api.calibration_path()
+    if refit or calibrate is not None:  # both write the calibration file: refuse a path it cannot be before fitting
+        check_output_file(target_file, "--calibration-file")
     if refit:
         return _show_refit(_refit(data or _PUBLISHED, target_file), target_file, as_json)
     if calibrate is not None:

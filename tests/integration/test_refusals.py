@@ -136,6 +136,8 @@ CASES = [
          "--calibration-file", "{i}/calibration.json", says=("absent.csv",)),
     case("predict-calibrate-binary", "predict", "-d", "rpi5", "--calibrate", "{i}/binary.yaml",
          "--calibration-file", "{i}/calibration.json", says=("binary.yaml", "not UTF-8")),
+    case("predict-refit-into-a-folder", "predict", "--refit", "--calibration-file", "{i}",
+         says=("--calibration-file", "is a folder")),
     case("predict-calibration-file-not-json", "predict", "{i}/good.onnx", "-d", "rpi5", "--calibration-file",
          "{i}/plain.txt", says=("plain.txt",)),
     # --- profile -------------------------------------------------------------------------------------------------
