@@ -19,7 +19,7 @@ from edgekd.paths import check_output_dir
 
 BackendOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--backend", "-b", help=f"{' | '.join(backend_names())} (repeatable; default: all of them)."),
+    typer.Option("--backend", "-b", help=f"{' | '.join(backend_names())} (repeatable; default: those a recipe exports by default, ncnn on request)."),
 ]
 PrecisionOpt = Annotated[
     Optional[list[str]],
@@ -79,7 +79,8 @@ def _export_model(spec, backend, precision, input_shape, weights, calibration, o
 
     ExportSettings(opset=opset, tensorrt_target=tensorrt_target)  # checks both before any work
     shape = _shape(input_shape)
-    backends = _backends(backend or backend_names(), precision, EXPORTERS)
+    defaults = [name for name in backend_names() if EXPORTERS.get(name).default_precisions]  # as a recipe's
+    backends = _backends(backend or defaults, precision, EXPORTERS)
     folder = out_dir or Path(api.DEFAULT_RUNS_DIR) / "export" / spec.replace(":", "-")
     check_output_dir(folder, "--out")
     calib = _load_npy(calibration, shape) if calibration else None

@@ -21,10 +21,11 @@ BACKEND_MODULES = {
     "onnx": "OnnxExporter",
     "openvino": "OpenVinoExporter",
     "tensorrt": "TensorRtExporter",
+    "ncnn": "NcnnExporter",
 }
 # Runtimes the device latency model has calibration points for (devices/*.yaml) that no backend exports to yet:
 # a report can predict them, edgekd cannot make their files.
-PREDICTION_ONLY_RUNTIMES = ("pytorch", "tflite", "ncnn")
+PREDICTION_ONLY_RUNTIMES = ("pytorch", "tflite")
 
 
 def _register_backends() -> None:

@@ -83,6 +83,11 @@ class Exporter(ABC):
         `edgekd.profile.sessions.open_session`."""
         raise EdgekdError(f"{self.runtime} cannot run on this host: {self.missing_reason() or 'no local session'}")
 
+    def declared_input(self, path: Path) -> Optional[list]:
+        """The input dims a file of this backend declares (ints; strings or None for dynamic sizes), read without
+        a runtime; EdgekdError when the file is not of this format. None: the format is not read here."""
+        return None
+
     def profile_on_device(self, files: Any, target: Any, settings: Any, options: Any) -> Any:
         """Time `files` on a device over SSH when the runner script does not run this runtime (`remote_runner`
         None); a backend with its own device route (TensorRT: trtexec) overrides this."""

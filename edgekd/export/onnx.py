@@ -57,6 +57,20 @@ class OnnxExporter(Exporter):
     def runs_here(self) -> bool:
         return importlib.util.find_spec("onnxruntime") is not None
 
+    def declared_input(self, path: Path) -> list:
+        import onnx
+
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as error:  # onnx raises DecodeError, ValueError, ... for a file that is not a model
+            raise EdgekdError(f"{path}: not an ONNX model ({type(error).__name__})") from None
+        initializers = {init.name for init in model.graph.initializer}
+        inputs = [value for value in model.graph.input if value.name not in initializers]
+        if not model.graph.node or not inputs:
+            raise EdgekdError(f"{path}: not an ONNX model with a graph input")
+        dims = inputs[0].type.tensor_type.shape.dim
+        return [dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or "?") for dim in dims]
+
     def open_session(self, path, *, threads, precision, static_shape=None, arithmetic="timed"):
         from edgekd.profile.sessions import OrtSession
 

@@ -39,6 +39,19 @@ class OpenVinoExporter(Exporter):
     def runs_here(self) -> bool:
         return self.is_available()
 
+    def declared_input(self, path: Path) -> list:
+        import xml.etree.ElementTree as ElementTree
+
+        try:
+            root = ElementTree.parse(path).getroot()
+        except (ElementTree.ParseError, UnicodeDecodeError) as error:
+            raise EdgekdError(f"{path}: not an OpenVINO IR ({error})") from None
+        parameter = root.find("./layers/layer[@type='Parameter']/data") if root.tag == "net" else None
+        if parameter is None:
+            raise EdgekdError(f"{path}: not an OpenVINO IR (no <net> with a Parameter layer)")
+        return [int(part) if part.strip().isdigit() else part.strip()
+                for part in parameter.get("shape", "").split(",") if part.strip()]
+
     def open_session(self, path, *, threads, precision, static_shape=None, arithmetic="timed"):
         from edgekd.profile.sessions import OpenVinoSession
 

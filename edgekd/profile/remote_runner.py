@@ -29,7 +29,7 @@ from importlib import metadata
 
 RESULT_MARKER = "EDGEKD-RESULT "
 INPUT_SEED = 0
-_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt")
+_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "ncnn")
 _CPUINFO_KEYS = ("model name", "Model", "Hardware", "cpu model", "Processor")
 
 
@@ -260,7 +260,54 @@ class OpenVinoModel:
         return list(self.request.infer([self.feed]).values())
 
 
-RUNTIMES = {"onnxruntime": OrtModel, "openvino": OpenVinoModel}
+class NcnnModel:
+    """An ncnn .param/.bin pair through ncnn's Python binding, one sample per call (ncnn blobs have no batch)."""
+
+    name = "ncnn"
+
+    def __init__(self, path: str, threads: int, shape: list[int] | None, precision: str) -> None:
+        ncnn, np = _import("ncnn"), _import("numpy")
+        self.net = ncnn.Net()
+        self.net.opt.num_threads = threads
+        if precision == "fp32":  # as edgekd.export.ncnn: ncnn's default keeps activations in fp16 where it can
+            for option in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage"):
+                setattr(self.net.opt, option, False)
+        weights = os.path.splitext(path)[0] + ".bin"
+        if self.net.load_param(path) != 0 or self.net.load_model(weights) != 0:
+            raise RunnerError("runtime", f"ncnn cannot load {os.path.basename(path)} with {os.path.basename(weights)}")
+        names = list(self.net.input_names())
+        if len(names) != 1:
+            raise RunnerError("input", f"profiling supports one input, the model has {len(names)}")
+        self.input = names[0]
+        self.outputs = sorted(self.net.output_names(), key=lambda n: int(n[3:]) if n[3:].isdigit() else 1 << 30)
+        self.shape = resolve_shape(_ncnn_input_shape(path), shape)
+        if self.shape[0] != 1:
+            raise RunnerError("input", f"ncnn runs one sample at a time: the batch must be 1, got {self.shape[0]}")
+        sample = np.random.default_rng(INPUT_SEED).standard_normal(self.shape[1:]).astype(np.float32)
+        self.feed = ncnn.Mat(np.ascontiguousarray(sample))
+        self.precision = precision
+        self.settings = {"threads": threads, "version": ncnn.__version__,
+                         "inference_precision": "f32" if precision == "fp32" else "ncnn default"}
+
+    def run(self) -> list:
+        np = _import("numpy")
+        extractor = self.net.create_extractor()
+        extractor.input(self.input, self.feed)
+        return [np.array(extractor.extract(name)[1])[None] for name in self.outputs]
+
+
+def _ncnn_input_shape(path: str) -> list:
+    """[1, c, h, w] from the Input layer's `0=w 1=h 2=c` (edgekd writes them); dynamic sizes when absent."""
+    for line in _read(path).splitlines():
+        fields = line.split()
+        if fields and fields[0] == "Input":
+            values = dict(field.split("=", 1) for field in fields if "=" in field)
+            if all(key in values for key in ("0", "1", "2")):
+                return [1, int(values["2"]), int(values["1"]), int(values["0"])]
+    return [1, -1, -1, -1]
+
+
+RUNTIMES = {"onnxruntime": OrtModel, "openvino": OpenVinoModel, "ncnn": NcnnModel}
 
 
 def load(args: argparse.Namespace):

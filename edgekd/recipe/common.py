@@ -119,7 +119,9 @@ def _default_deploy() -> dict[str, str]:
 
 
 def _default_profiled() -> list[str]:
-    return [BACKENDS.get(name).runtime for name in backend_names() if BACKENDS.get(name).host_cpu]
+    """Runtimes the profile stage times unless the recipe says: those of this host that a recipe exports by default."""
+    return [BACKENDS.get(name).runtime for name in backend_names()
+            if BACKENDS.get(name).host_cpu and BACKENDS.get(name).default_precisions]
 
 
 class ExportConfig(StrictModel):

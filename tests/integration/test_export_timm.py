@@ -13,12 +13,17 @@ pytestmark = pytest.mark.slow
 
 
 def test_mobilenetv3_exports_to_every_runnable_backend_with_parity(tmp_path: Path) -> None:
+    from edgekd.export import BACKENDS
+
     out = tmp_path / "mnv3"
+    ncnn = BACKENDS.get("ncnn").is_available()  # opt-in backend: named when its extra is installed
+    backends = ["-b", "onnx", "-b", "openvino", "-b", "tensorrt", *(["-b", "ncnn"] if ncnn else [])]
     result = run_cli("export", "timm:mobilenetv3_large_100", "--input-shape", "1,3,128,128", "--out", str(out),
-                     "--json", timeout=600)
+                     *backends, "--json", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {(row["backend"], row["precision"]): row for row in json.loads(result.stdout)}
-    for key in [("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "fp16")]:
+    ncnn_rows = [("ncnn", "fp32"), ("ncnn", "fp16")] if ncnn else []
+    for key in [("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "fp16"), *ncnn_rows]:
         row = rows[key]
         assert row["status"] == "passed", row
         parity = row["parity"]  # scaled to the outputs: SNR and top-1 agreement, the absolute |Δ| reported

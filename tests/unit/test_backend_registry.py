@@ -78,7 +78,9 @@ def test_recipe_schema_and_device_specs_take_the_names_from_the_registry() -> No
     config = ExportConfig()
     assert list(config.backends) == backend_names()
     assert set(config.deploy) == set(runtime_names())
-    assert ProfileConfig().runtimes == [BACKENDS.get(n).runtime for n in backend_names() if BACKENDS.get(n).host_cpu]
+    assert ProfileConfig().runtimes == [BACKENDS.get(n).runtime for n in backend_names()
+                                        if BACKENDS.get(n).host_cpu and BACKENDS.get(n).default_precisions]
+    assert "ncnn" not in ProfileConfig().runtimes and config.backends["ncnn"] == []  # opt-in (docs/decisions.md)
     with pytest.raises(ValueError, match="tensorrt is timed on the device"):
         ProfileConfig(runtimes=["tensorrt"])
 

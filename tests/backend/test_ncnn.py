@@ -1,0 +1,120 @@
+"""The ncnn backend: pnnx from the ONNX file, fp32 and fp16 pairs, outputs in the graph's order, parity through
+ncnn's binding. Skipped without the ncnn extra."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from edgekd.errors import EdgekdError  # noqa: E402
+from edgekd.export import BACKENDS, runtime_for_file  # noqa: E402
+from edgekd.export.parity import SCALED_BUDGETS, check_parity  # noqa: E402
+
+NCNN = BACKENDS.get("ncnn")
+pytestmark = pytest.mark.skipif(not NCNN.is_available(), reason="the ncnn extra is not installed")
+SHAPE = (1, 3, 16, 16)
+
+
+class TwoHeads(nn.Module):
+    """Two outputs of different shapes, so that an order mix-up cannot pass parity."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1))
+        self.classes = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+        self.boxes = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        features = self.body(x)
+        return self.classes(features), self.boxes(features)
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    return TwoHeads().eval()
+
+
+@pytest.fixture(scope="module")
+def pairs(model, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("ncnn")
+    return {precision: NCNN.export(model, torch.zeros(SHAPE), folder / f"model.{precision}.param", precision=precision,
+                                   opset=17, output_names=("classes", "boxes")).path
+            for precision in ("fp32", "fp16")}
+
+
+@pytest.fixture(scope="module")
+def inputs() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((6, *SHAPE[1:])).astype(np.float32)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_both_outputs_match_pytorch_within_the_scaled_budgets(model, pairs, inputs, precision) -> None:
+    result = check_parity(model, pairs[precision], inputs, runtime="ncnn", precision=precision,
+                          **SCALED_BUDGETS[precision])
+    assert result.passed, result.failure_reason()
+    assert result.execution["inference_precision"] == ("f32" if precision == "fp32" else
+                                                       "ncnn default (fp16 storage/arithmetic where the CPU has it)")
+
+
+def test_fp16_stores_half_the_weights_and_the_input_shape_is_in_the_param(pairs) -> None:
+    fp32, fp16 = (pairs[p].with_suffix(".bin").stat().st_size for p in ("fp32", "fp16"))
+    assert 0.45 < fp16 / fp32 < 0.6
+    assert "0=16 1=16 2=3" in pairs["fp32"].read_text().splitlines()[2]
+    assert NCNN.declared_input(pairs["fp32"]) == [1, 3, 16, 16]
+    assert runtime_for_file(pairs["fp32"]) == "ncnn"
+
+
+def test_swapped_weights_fail_parity(model, pairs, inputs, tmp_path) -> None:
+    """A pair whose .bin is another model's (same layers, other values) must fail, not load and pass."""
+    torch.manual_seed(1)
+    other = NCNN.export(TwoHeads().eval(), torch.zeros(SHAPE), tmp_path / "other.param", opset=17).path
+    broken = tmp_path / "broken.param"
+    broken.write_text(pairs["fp32"].read_text())
+    broken.with_suffix(".bin").write_bytes(other.with_suffix(".bin").read_bytes())
+    result = check_parity(model, broken, inputs, runtime="ncnn", precision="fp32", **SCALED_BUDGETS["fp32"])
+    assert not result.passed and result.failure_reason().startswith("SNR")
+
+
+def test_int8_is_refused_with_the_reason(model, tmp_path) -> None:
+    with pytest.raises(EdgekdError, match="ncnn2table and ncnn2int8"):
+        NCNN.export(model, torch.zeros(SHAPE), tmp_path / "model.int8.param", precision="int8")
+
+
+def test_a_file_that_is_not_an_ncnn_param_is_named(tmp_path) -> None:
+    fake = tmp_path / "fake.param"
+    fake.write_text("hello\n")
+    with pytest.raises(EdgekdError, match="fake.param: not an ncnn .param file"):
+        NCNN.declared_input(fake)
+
+
+class GlobalResponseNorm(nn.Module):
+    """ConvNeXt V2's GRN: divides by a mean over one axis, the reduction pnnx writes with no axes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.conv(x).permute(0, 2, 3, 1)  # N, H, W, C as in ConvNeXt V2
+        gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)
+        nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
+        return self.head((x * nx).mean(dim=(1, 2)))
+
+
+def test_a_single_axis_mean_keeps_its_axis(tmp_path) -> None:
+    """Without edgekd's repair the mean is a pass-through in ncnn, nx is 1 everywhere and parity fails."""
+    torch.manual_seed(0)
+    model = GlobalResponseNorm().eval()
+    pair = NCNN.export(model, torch.zeros(SHAPE), tmp_path / "grn.param", opset=18).path  # axes as an input
+    means = [line for line in pair.read_text().splitlines() if line.startswith("Reduction") and "-23303=0" in line]
+    assert not means, means
+    inputs = np.random.default_rng(0).standard_normal((4, *SHAPE[1:])).astype(np.float32)
+    result = check_parity(model, pair, inputs, runtime="ncnn", precision="fp32", **SCALED_BUDGETS["fp32"])
+    assert result.passed and result.snr_db > 100, result.failure_reason()
