@@ -205,12 +205,15 @@ def _pnnx_reduction_dims(pnnx_param: str) -> dict[str, list[tuple[int, int] | No
 
 
 def _check_supported(param: str, onnx_path: Path) -> None:
-    """pnnx writes an operator ncnn has no layer for under its ONNX/torch name; ncnn would refuse it only when
-    the file is loaded (on the device). Refuse it here, naming the operator."""
-    unknown = sorted({line.split()[0] for line in param.splitlines()[2:]
-                      if line.split() and line.split()[0].startswith(("pnnx.", "torch.", "F.", "nn.", "aten::"))})
+    """pnnx writes an operator ncnn has no layer for under its ONNX or torch name (mono3d's ScatterND, a
+    `pnnx.Expression`); ncnn would refuse it only when the file is loaded, on the device. Refuse it here by
+    asking this ncnn build for each layer type."""
+    import ncnn
+
+    types = {line.split()[0] for line in param.splitlines()[2:] if line.split()}
+    unknown = sorted(kind for kind in types if ncnn.layer_to_index(kind) < 0)
     if unknown:
-        raise EdgekdError(f"{onnx_path.name}: ncnn has no layer for {', '.join(unknown)} (pnnx kept them as is)")
+        raise EdgekdError(f"{onnx_path.name}: ncnn has no layer for {', '.join(unknown)}, which pnnx kept as is")
 
 
 def _has_qdq(onnx_path: Path) -> bool:

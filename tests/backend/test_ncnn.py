@@ -118,3 +118,14 @@ def test_a_single_axis_mean_keeps_its_axis(tmp_path) -> None:
     inputs = np.random.default_rng(0).standard_normal((4, *SHAPE[1:])).astype(np.float32)
     result = check_parity(model, pair, inputs, runtime="ncnn", precision="fp32", **SCALED_BUDGETS["fp32"])
     assert result.passed and result.snr_db > 100, result.failure_reason()
+
+
+def test_an_operator_ncnn_lacks_is_refused_at_export_naming_it() -> None:
+    """pnnx keeps an operator ncnn has no layer for (mono3d's ScatterND) under its own name; ncnn would fail only
+    when the device loads the file."""
+    from edgekd.export.ncnn import _check_supported
+
+    param = "7767517\n3 3\nInput in0 0 1 in0\nScatterND scatter_0 1 1 in0 1\nConvolution conv_1 1 1 1 out0 0=4\n"
+    with pytest.raises(EdgekdError, match="ncnn has no layer for ScatterND"):
+        _check_supported(param, Path("lift.onnx"))
+    _check_supported(param.replace("ScatterND", "Crop"), Path("fine.onnx"))
