@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,openvino,remote,ncnn]'
+	$(PY) -m pip install --quiet -e '.[dev,openvino,remote,ncnn,executorch]'
 	@touch $(STAMP)
 
 # The tests also cover the optional `yolo` extra (Ultralytics, AGPL-3.0), installed without its opencv-python

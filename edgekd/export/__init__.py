@@ -22,6 +22,7 @@ BACKEND_MODULES = {
     "openvino": "OpenVinoExporter",
     "tensorrt": "TensorRtExporter",
     "ncnn": "NcnnExporter",
+    "executorch": "ExecuTorchExporter",
 }
 # Runtimes the device latency model has calibration points for (devices/*.yaml) that no backend exports to yet:
 # a report can predict them, edgekd cannot make their files.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -29,7 +30,7 @@ from importlib import metadata
 
 RESULT_MARKER = "EDGEKD-RESULT "
 INPUT_SEED = 0
-_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "ncnn")
+_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "ncnn", "executorch")
 _CPUINFO_KEYS = ("model name", "Model", "Hardware", "cpu model", "Processor")
 
 
@@ -178,7 +179,7 @@ def environment() -> dict[str, object]:
 
 def _import(module: str):
     try:
-        return __import__(module)
+        return importlib.import_module(module)  # the submodule itself for a dotted name
     except ImportError:
         raise RunnerError("runtime", f"python module {module!r} is not installed on the device") from None
 
@@ -307,7 +308,33 @@ def _ncnn_input_shape(path: str) -> list:
     return [1, -1, -1, -1]
 
 
-RUNTIMES = {"onnxruntime": OrtModel, "openvino": OpenVinoModel, "ncnn": NcnnModel}
+class ExecuTorchModel:
+    """An ExecuTorch program's `forward` (XNNPACK delegate); its input shape is fixed in the program."""
+
+    name = "executorch"
+
+    def __init__(self, path: str, threads: int, shape: list[int] | None, precision: str) -> None:
+        np, torch = _import("numpy"), _import("torch")
+        runtime = _import("executorch.runtime")
+        portable = _import("executorch.extension.pybindings.portable_lib")
+        if threads:
+            portable._unsafe_reset_threadpool(threads)  # XNNPACK's pool is process-wide
+        self.method = runtime.Runtime.get().load_program(path).load_method("forward")
+        meta = self.method.metadata
+        if meta.num_inputs() != 1:
+            raise RunnerError("input", f"profiling supports one input, the program has {meta.num_inputs()}")
+        self.shape = resolve_shape(list(meta.input_tensor_meta(0).sizes()), shape)
+        sample = np.random.default_rng(INPUT_SEED).standard_normal(self.shape).astype(np.float32)
+        self.feed = [torch.from_numpy(sample)]
+        self.precision = precision
+        self.settings = {"threads": portable._threadpool_get_thread_count(), "delegate": "XNNPACK",
+                         "version": metadata.version("executorch"), "inference_precision": "as stored"}
+
+    def run(self) -> list:
+        return [output.numpy() for output in self.method.execute(self.feed)]
+
+
+RUNTIMES = {"onnxruntime": OrtModel, "openvino": OpenVinoModel, "ncnn": NcnnModel, "executorch": ExecuTorchModel}
 
 
 def load(args: argparse.Namespace):

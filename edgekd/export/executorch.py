@@ -1,0 +1,131 @@
+"""ExecuTorch (.pte) with the XNNPACK delegate: PyTorch's own on-device runtime, from `torch.export`.
+
+Unlike the other backends, this one does not start from the ONNX file: ExecuTorch programs are made from a
+`torch.export` graph of the PyTorch module itself, which is what `to_edge_transform_and_lower` lowers to XNNPACK.
+Parity is still against the same PyTorch module, on the same inputs, with the same budgets.
+
+fp32 only for now. int8 (PT2E with the XNNPACK quantizer) is refused until the QAT model's weights can be carried
+into it (docs/export.md, "ExecuTorch"); fp16 is refused because XNNPACK runs fp16 only on ARM, where it cannot be
+checked here.
+
+A program has a static input shape (the example's, batch 1 at export); its input and output sizes are in the
+program's metadata, which the session and `declared_input` read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from edgekd.artifacts import atomic_write_bytes, sha256_file
+from edgekd.errors import EdgekdError, first_line
+from edgekd.export.base import Exporter, ExportResult
+from edgekd.profile.sessions import Session
+
+
+class ExecuTorchExporter(Exporter):
+    name = "executorch"
+    runtime = "executorch"
+    precisions = ("fp32",)
+    refused = {"fp16": "XNNPACK computes fp16 only on ARM, where edgekd cannot check the file here",
+               "int8": "PT2E int8 from the QAT model's weights is not implemented yet"}
+    default_precisions = ()  # opt-in: a heavy optional extra (docs/decisions.md, "ExecuTorch")
+    file_suffix = ".pte"
+    requires = ("executorch",)
+    extra_name = "executorch"
+    doctor_modules = ("executorch",)
+    remote_runner = "executorch"
+    host_cpu = True
+    reads_suffixes = (".pte",)
+
+    def runs_here(self) -> bool:
+        return self.is_available()
+
+    def open_session(self, path, *, threads, precision, static_shape=None, arithmetic="timed"):
+        return ExecuTorchSession(Path(path), threads, precision)
+
+    def declared_input(self, path: Path) -> Optional[list]:
+        if not self.is_available():
+            return None
+        return list(_load_method(path).metadata.input_tensor_meta(0).sizes())
+
+    def _export(self, model, example_input, out_path, *, precision, opset, input_names, output_names,
+                **_: Any) -> ExportResult:
+        import torch
+
+        try:
+            with torch.no_grad():
+                program = _lowered(model.eval(), example_input)
+        except Exception as error:  # torch.export and the lowering raise many types, with long messages
+            raise EdgekdError(f"ExecuTorch cannot export {type(model).__name__}: {first_line(error)}") from error
+        atomic_write_bytes(out_path, program.buffer)
+        return ExportResult(
+            backend=self.name, precision=precision, path=out_path, sha256=sha256_file(out_path),
+            size_bytes=out_path.stat().st_size, opset=None,
+            extra={"delegate": "XnnpackPartitioner", "input_shape": list(example_input.shape),
+                   "exporter": "torch.export → to_edge_transform_and_lower"},
+        )
+
+
+def _lowered(model: Any, example_input: Any) -> Any:
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    exported = torch.export.export(model, (example_input,))
+    return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
+
+
+def _load_method(path: Path) -> Any:
+    from executorch.runtime import Runtime
+
+    try:
+        return Runtime.get().load_program(str(path)).load_method("forward")
+    except Exception as error:  # the runtime raises RuntimeError with its own error code for a bad file
+        raise EdgekdError(f"{path}: ExecuTorch cannot load it ({first_line(error)})") from None
+
+
+class ExecuTorchSession(Session):
+    """An ExecuTorch program's `forward` on this host's CPU (XNNPACK), one sample per call."""
+
+    runtime = "executorch"
+
+    def __init__(self, path: Path, threads: int, precision: str) -> None:
+        try:
+            from executorch.extension.pybindings import portable_lib
+        except ImportError as exc:
+            raise EdgekdError("the executorch runtime is not installed: pip install 'edgekd[executorch]'") from exc
+        super().__init__(path)
+        # XNNPACK's thread pool is process-wide: set it for this session (the profiler runs one session at a time)
+        portable_lib._unsafe_reset_threadpool(threads)
+        self.method = _load_method(path)
+        meta = self.method.metadata
+        if meta.num_inputs() != 1:
+            raise EdgekdError(f"{path.name}: one input is supported, the program has {meta.num_inputs()}")
+        self._shape = list(meta.input_tensor_meta(0).sizes())
+        self.threads, self.precision = portable_lib._threadpool_get_thread_count(), precision
+
+    @property
+    def input_shape(self) -> list[int | str | None]:
+        return self._shape
+
+    def run(self, array: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        batch = self._shape[0] if self._shape else 1
+        per_call = []
+        for start in range(0, len(array), batch):  # a program's batch is fixed at export
+            chunk = torch.from_numpy(np.ascontiguousarray(array[start:start + batch], dtype=np.float32))
+            per_call.append([output.numpy() for output in self.method.execute([chunk])])
+        return [np.concatenate([call[i] for call in per_call]) for i in range(len(per_call[0]))]
+
+    def metadata(self) -> dict[str, str]:
+        return {"edgekd.precision": self.precision}
+
+    def settings(self) -> dict[str, Any]:
+        from importlib import metadata
+
+        return {"threads": self.threads, "delegate": "XNNPACK", "inference_precision": "as stored",
+                "version": metadata.version("executorch")}

@@ -1,0 +1,69 @@
+"""The ExecuTorch backend: torch.export → XNNPACK, parity through ExecuTorch's runtime, refusals with reasons.
+Skipped without the executorch extra."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from edgekd.errors import EdgekdError  # noqa: E402
+from edgekd.export import BACKENDS, runtime_for_file  # noqa: E402
+from edgekd.export.parity import SCALED_BUDGETS, check_parity  # noqa: E402
+
+ET = BACKENDS.get("executorch")
+pytestmark = pytest.mark.skipif(not ET.is_available(), reason="the executorch extra is not installed")
+SHAPE = (1, 3, 16, 16)
+
+
+class TwoHeads(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1))
+        self.classes = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+        self.boxes = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        features = self.body(x)
+        return self.classes(features), self.boxes(features)
+
+
+def _model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return TwoHeads().eval()
+
+
+@pytest.fixture(scope="module")
+def inputs() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((6, *SHAPE[1:])) + 2 * rng.standard_normal((6, SHAPE[1], 1, 1))).astype(np.float32)
+
+
+def test_fp32_program_matches_pytorch_on_both_outputs(inputs, tmp_path) -> None:
+    model = _model(0)
+    program = ET.export(model, torch.zeros(SHAPE), tmp_path / "model.fp32.pte").path
+    result = check_parity(model, program, inputs, runtime="executorch", precision="fp32", **SCALED_BUDGETS["fp32"])
+    assert result.passed and result.snr_db > 100, result.failure_reason()
+    assert ET.declared_input(program) == list(SHAPE) and runtime_for_file(program) == "executorch"
+
+
+def test_another_models_program_fails_parity(inputs, tmp_path) -> None:
+    program = ET.export(_model(1), torch.zeros(SHAPE), tmp_path / "other.pte").path
+    result = check_parity(_model(0), program, inputs, runtime="executorch", precision="fp32",
+                          **SCALED_BUDGETS["fp32"])
+    assert not result.passed and result.failure_reason().startswith("SNR")
+
+
+@pytest.mark.parametrize("precision, reason", [("fp16", "only on ARM"), ("int8", "not implemented yet")])
+def test_what_it_does_not_produce_is_refused_with_the_reason(precision, reason, tmp_path) -> None:
+    with pytest.raises(EdgekdError, match=reason):
+        ET.export(_model(0), torch.zeros(SHAPE), tmp_path / "model.pte", precision=precision)
+
+
+def test_a_file_that_is_not_a_program_is_named(tmp_path) -> None:
+    fake = tmp_path / "fake.pte"
+    fake.write_bytes(b"not a program")
+    with pytest.raises(EdgekdError, match="fake.pte: ExecuTorch cannot load it"):
+        ET.declared_input(fake)
