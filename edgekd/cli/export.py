@@ -39,6 +39,11 @@ def export_command(
     calibration: Annotated[
         Optional[Path], typer.Option("--calibration", help="int8: a .npy of calibration inputs (N,C,H,W float32).")
     ] = None,
+    parity_inputs: Annotated[
+        Optional[Path], typer.Option("--parity-inputs", help="A .npy of inputs every file is checked on (N,C,H,W "
+                                                             "float32, e.g. your own photographs; default: seeded "
+                                                             "noise).")
+    ] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder for a timm model.")] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset.")] = 18,
     tensorrt_target: Annotated[str, typer.Option("--tensorrt-target", help="Target TensorRT version for the lint.")] = "10.3",
@@ -55,7 +60,8 @@ def export_command(
     if source.endswith((".yaml", ".yml")):
         _export_recipe(Path(source), set_ or [], force, runs_dir)
         return
-    rows = _export_model(source, backend, precision, input_shape, weights, calibration, out_dir, opset, tensorrt_target)
+    rows = _export_model(source, backend, precision, input_shape, weights, calibration, out_dir, opset, tensorrt_target,
+                         parity_inputs)
     if as_json:
         out.print(json.dumps([row.to_dict() for row in rows], indent=2), highlight=False, markup=False, soft_wrap=True)
     else:
@@ -72,7 +78,8 @@ def _export_recipe(path: Path, overrides: list[str], force: bool, runs_dir: Path
     out.print(f"artifacts: {runs_dir / recipe.name / 'export' / 'artifacts.json'}")
 
 
-def _export_model(spec, backend, precision, input_shape, weights, calibration, out_dir, opset, tensorrt_target):
+def _export_model(spec, backend, precision, input_shape, weights, calibration, out_dir, opset, tensorrt_target,
+                  parity_inputs=None):
     from edgekd.export import EXPORTERS
     from edgekd.export.orchestrate import ExportSettings
     from edgekd.export.standalone import build_model_spec
@@ -84,10 +91,11 @@ def _export_model(spec, backend, precision, input_shape, weights, calibration, o
     folder = out_dir or Path(api.DEFAULT_RUNS_DIR) / "export" / spec.replace(":", "-")
     check_output_dir(folder, "--out")
     calib = _load_npy(calibration, shape) if calibration else None
+    checked_on = _load_npy(parity_inputs, shape, "--parity-inputs") if parity_inputs else None
     model = build_model_spec(spec, weights)
     with err.status("exporting") as status, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        rows = api.export_model(model, shape, folder, backends, calibration=calib, opset=opset,
+        rows = api.export_model(model, shape, folder, backends, calibration=calib, parity_inputs=checked_on, opset=opset,
                                 target_tensorrt=tensorrt_target,
                                 progress=lambda what: status.update(f"exporting {what}"))
     for message in dict.fromkeys(str(w.message) for w in caught if "simplification skipped" in str(w.message)):
@@ -116,18 +124,19 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def _load_npy(path: Path, shape: tuple[int, ...]):
+def _load_npy(path: Path, shape: tuple[int, ...], option: str = "--calibration"):
     import numpy as np
 
     if not path.is_file():
-        raise EdgekdError(f"--calibration: {path} not found")
+        raise EdgekdError(f"{option}: {path} not found")
     try:
         data = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise EdgekdError(f"--calibration: {path} is not a plain .npy array ({exc})") from None
-    if data.ndim != 4 or tuple(data.shape[1:]) != shape[1:]:
-        raise EdgekdError(f"--calibration: {path} has shape {data.shape}, expected (N, {', '.join(map(str, shape[1:]))})")
-    return data
+        raise EdgekdError(f"{option}: {path} is not a plain .npy array ({exc})") from None
+    if data.ndim != 4 or tuple(data.shape[1:]) != shape[1:] or not len(data):
+        raise EdgekdError(f"{option}: {path} has shape {data.shape}, expected (N, {', '.join(map(str, shape[1:]))})"
+                          " with N >= 1")
+    return data.astype(np.float32, copy=False)
 
 
 def _table(rows) -> Table:

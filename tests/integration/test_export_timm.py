@@ -43,3 +43,15 @@ def test_int8_without_calibration_and_onnx_fp16_are_refused(tmp_path: Path) -> N
         result = run_cli("export", "timm:mobilenetv3_large_100", "--out", str(tmp_path / "x"), *args)
         assert result.returncode == 2 and fragment in result.stderr, result.stderr
         assert not (tmp_path / "x").exists()
+
+
+def test_parity_runs_on_the_inputs_the_user_gives(tmp_path: Path) -> None:
+    import numpy as np
+
+    inputs = np.random.default_rng(7).uniform(-2, 2, (5, 3, 32, 32)).astype(np.float64)  # float64: converted
+    np.save(tmp_path / "mine.npy", inputs)
+    result = run_cli("export", "timm:resnet18", "-b", "onnx", "--input-shape", "1,3,32,32", "--parity-inputs",
+                     str(tmp_path / "mine.npy"), "--out", str(tmp_path / "r18"), "--json", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = json.loads(result.stdout)
+    assert row["status"] == "passed" and row["parity"]["samples"] == 5
