@@ -72,6 +72,8 @@ class Exporter(ABC):
     host_cpu: bool = False
     # File suffixes the runtime executes, the backend's own first (OpenVINO also reads ONNX directly).
     reads_suffixes: tuple[str, ...] = ()
+    # int8: the backend quantizes the model itself and needs the calibration inputs (`calibration=` in export)
+    calibrates_int8: bool = False
 
     def runs_here(self) -> bool:
         """Whether this host can execute the backend's files now (parity checks and timing)."""

@@ -4,9 +4,10 @@ Unlike the other backends, this one does not start from the ONNX file: ExecuTorc
 `torch.export` graph of the PyTorch module itself, which is what `to_edge_transform_and_lower` lowers to XNNPACK.
 Parity is still against the same PyTorch module, on the same inputs, with the same budgets.
 
-fp32 only for now. int8 (PT2E with the XNNPACK quantizer) is refused until the QAT model's weights can be carried
-into it (docs/export.md, "ExecuTorch"); fp16 is refused because XNNPACK runs fp16 only on ARM, where it cannot be
-checked here.
+fp32, and int8 through PT2E with XNNPACK's quantizer: the QAT model's fine-tuned weights are carried over (the
+float module under NNCF's quantizers) and PT2E calibrates its own ranges on the calibration inputs, so the file
+is judged, like every int8 file, against the quantized model on the recipe's int8 budget (docs/decisions.md).
+fp16 is refused because XNNPACK runs fp16 only on ARM, where it cannot be checked here.
 
 A program has a static input shape (the example's, batch 1 at export); its input and output sizes are in the
 program's metadata, which the session and `declared_input` read.
@@ -28,9 +29,9 @@ from edgekd.profile.sessions import Session
 class ExecuTorchExporter(Exporter):
     name = "executorch"
     runtime = "executorch"
-    precisions = ("fp32",)
-    refused = {"fp16": "XNNPACK computes fp16 only on ARM, where edgekd cannot check the file here",
-               "int8": "PT2E int8 from the QAT model's weights is not implemented yet"}
+    precisions = ("fp32", "int8")
+    refused = {"fp16": "XNNPACK computes fp16 only on ARM, where edgekd cannot check the file here"}
+    calibrates_int8 = True
     default_precisions = ()  # opt-in: a heavy optional extra (docs/decisions.md, "ExecuTorch")
     file_suffix = ".pte"
     requires = ("executorch",)
@@ -52,12 +53,15 @@ class ExecuTorchExporter(Exporter):
         return list(_load_method(path).metadata.input_tensor_meta(0).sizes())
 
     def _export(self, model, example_input, out_path, *, precision, opset, input_names, output_names,
-                **_: Any) -> ExportResult:
+                calibration: Any = None, **_: Any) -> ExportResult:
         import torch
 
+        if precision == "int8" and calibration is None:
+            raise EdgekdError("ExecuTorch int8 needs calibration inputs: PT2E calibrates its own ranges")
         try:
             with torch.no_grad():
-                program = _lowered(model.eval(), example_input)
+                graph = _pt2e_int8(_float_twin(model), example_input, calibration) if precision == "int8" else model.eval()
+                program = _lowered(graph, example_input)
         except Exception as error:  # torch.export and the lowering raise many types, with long messages
             raise EdgekdError(f"ExecuTorch cannot export {type(model).__name__}: {first_line(error)}") from error
         atomic_write_bytes(out_path, program.buffer)
@@ -65,8 +69,51 @@ class ExecuTorchExporter(Exporter):
             backend=self.name, precision=precision, path=out_path, sha256=sha256_file(out_path),
             size_bytes=out_path.stat().st_size, opset=None,
             extra={"delegate": "XnnpackPartitioner", "input_shape": list(example_input.shape),
-                   "exporter": "torch.export → to_edge_transform_and_lower"},
+                   "exporter": "torch.export → to_edge_transform_and_lower",
+                   **({"int8": {"quantizer": "XNNPACKQuantizer, symmetric per-channel weights",
+                                "ranges": "PT2E calibration on the QAT model's weights"}} if precision == "int8" else {})},
         )
+
+
+def _float_twin(model: Any) -> Any:
+    """The float module under an NNCF quantized model: its (QAT fine-tuned) weights, none of its quantizers.
+
+    NNCF 3 wraps the module in place (a patched `forward` and a hook-storage submodule holding the quantizers);
+    a copy with those three removed runs the module's own forward on the same parameters. A plain module is
+    copied as it is.
+    """
+    import copy
+
+    twin = copy.deepcopy(model)
+    try:
+        from nncf.torch.function_hook.wrapper import ATR_HOOK_STORAGE, is_wrapped
+    except ImportError:
+        return twin.eval()
+    if is_wrapped(twin):
+        twin.__dict__.pop("forward")
+        twin.__dict__.pop("_replicate_for_data_parallel", None)
+        delattr(twin, ATR_HOOK_STORAGE)
+    return twin.eval()
+
+
+def _pt2e_int8(model: Any, example_input: Any, calibration: Any) -> Any:
+    """PT2E with XNNPACK's quantizer (symmetric per-channel int8 weights, int8 activations), calibrated on
+    `calibration` (N, C, H, W) one example-sized batch at a time: the graph XNNPACK runs as int8."""
+    import numpy as np
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    graph = torch.export.export(model, (example_input,)).module()
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(graph, quantizer)
+    batch = example_input.shape[0]
+    data = np.asarray(calibration, dtype=np.float32)
+    for start in range(0, len(data) - batch + 1, batch):
+        prepared(torch.from_numpy(data[start:start + batch]))
+    return convert_pt2e(prepared)
 
 
 def _lowered(model: Any, example_input: Any) -> Any:

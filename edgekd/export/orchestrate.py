@@ -121,9 +121,10 @@ def export_one(source: Source, backend_name: str, precision: str, out_dir: Path,
         result = onnx_file
     else:
         path = out_dir / backend.name / f"{source.stem}.{precision}{backend.file_suffix}"
+        own_calibration = {"calibration": source.calibration} if backend.calibrates_int8 and source.int8 else {}
         result = backend.export(source.module, _example(source), path, precision=precision, opset=settings.opset,
                                 source_onnx=onnx_file.path, input_names=source.input_names,
-                                output_names=source.output_names)
+                                output_names=source.output_names, **own_calibration)
     row = _row(source, backend, precision, result, gated=gated)
     if not backend.runs_here():
         row.status, row.gated = "built", False
