@@ -55,3 +55,28 @@ def test_parity_runs_on_the_inputs_the_user_gives(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     (row,) = json.loads(result.stdout)
     assert row["status"] == "passed" and row["parity"]["samples"] == 5
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3_large_100", "resnet18"])
+def test_the_pi_runtimes_pass_parity_on_photographs(name: str, tmp_path: Path) -> None:
+    """ncnn and ExecuTorch files of a timm classifier, checked on real photographs (random weights: none can be
+    downloaded here), with top-1 agreement against PyTorch."""
+    import numpy as np
+
+    from edgekd.export import BACKENDS
+    from tests.photographs import PHOTOGRAPHS, photographs
+
+    pytest.importorskip("skimage")
+    backends = [b for b in ("ncnn", "executorch") if BACKENDS.get(b).is_available()]
+    if not backends:
+        pytest.skip("neither the ncnn nor the executorch extra is installed")
+    np.save(tmp_path / "photos.npy", photographs(224))
+    args = [arg for backend in backends for arg in ("-b", backend)]
+    result = run_cli("export", f"timm:{name}", *args, "--parity-inputs", str(tmp_path / "photos.npy"),
+                     "--out", str(tmp_path / name), "--json", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(result.stdout)
+    assert {row["backend"] for row in rows} == set(backends)
+    for row in rows:
+        assert row["status"] == "passed", row
+        assert row["parity"]["samples"] == len(PHOTOGRAPHS) and row["parity"]["top1_agreement"] is not None
