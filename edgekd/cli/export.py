@@ -19,7 +19,8 @@ from edgekd.paths import check_output_dir
 
 BackendOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--backend", "-b", help=f"{' | '.join(backend_names())} (repeatable; default: those a recipe exports by default, ncnn on request)."),
+    typer.Option("--backend", "-b", help=f"{' | '.join(backend_names())} (repeatable; default: those a recipe "
+                                         "exports by default; ncnn and executorch on request)."),
 ]
 PrecisionOpt = Annotated[
     Optional[list[str]],
@@ -95,8 +96,8 @@ def _export_model(spec, backend, precision, input_shape, weights, calibration, o
     model = build_model_spec(spec, weights)
     with err.status("exporting") as status, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        rows = api.export_model(model, shape, folder, backends, calibration=calib, parity_inputs=checked_on, opset=opset,
-                                target_tensorrt=tensorrt_target,
+        rows = api.export_model(model, shape, folder, backends, calibration=calib, parity_inputs=checked_on,
+                                opset=opset, target_tensorrt=tensorrt_target,
                                 progress=lambda what: status.update(f"exporting {what}"))
     for message in dict.fromkeys(str(w.message) for w in caught if "simplification skipped" in str(w.message)):
         err.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)

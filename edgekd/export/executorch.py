@@ -60,7 +60,8 @@ class ExecuTorchExporter(Exporter):
             raise EdgekdError("ExecuTorch int8 needs calibration inputs: PT2E calibrates its own ranges")
         try:
             with torch.no_grad():
-                graph = _pt2e_int8(_float_twin(model), example_input, calibration) if precision == "int8" else model.eval()
+                int8 = precision == "int8"
+                graph = _pt2e_int8(_float_twin(model), example_input, calibration) if int8 else model.eval()
                 program = _lowered(graph, example_input)
         except Exception as error:  # torch.export and the lowering raise many types, with long messages
             raise EdgekdError(f"ExecuTorch cannot export {type(model).__name__}: {first_line(error)}") from error
@@ -70,9 +71,12 @@ class ExecuTorchExporter(Exporter):
             size_bytes=out_path.stat().st_size, opset=None,
             extra={"delegate": "XnnpackPartitioner", "input_shape": list(example_input.shape),
                    "exporter": "torch.export → to_edge_transform_and_lower",
-                   **({"int8": {"quantizer": "XNNPACKQuantizer, symmetric per-channel weights",
-                                "ranges": "PT2E calibration on the QAT model's weights"}} if precision == "int8" else {})},
+                   **({"int8": _INT8_RECIPE} if precision == "int8" else {})},
         )
+
+
+_INT8_RECIPE = {"quantizer": "XNNPACKQuantizer, symmetric per-channel weights",
+                "ranges": "PT2E calibration on the QAT model's weights"}
 
 
 def _float_twin(model: Any) -> Any:
