@@ -31,6 +31,7 @@ import numpy as np
 from edgekd.artifacts import atomic_path, sha256_file
 from edgekd.errors import EdgekdError
 from edgekd.export.base import Exporter, ExportResult
+from edgekd.profile.remote_runner import ncnn_input_shape, ncnn_output_order, pin_ncnn_fp32
 from edgekd.profile.sessions import ARITHMETIC, Session
 
 PNNX_TIMEOUT_S = 600
@@ -64,7 +65,7 @@ class NcnnExporter(Exporter):
         text = read_text(path, "ncnn .param file")
         if text.split("\n", 1)[0].strip() != NCNN_PARAM_MAGIC:
             raise EdgekdError(f"{path}: not an ncnn .param file (its first line is not {NCNN_PARAM_MAGIC})")
-        return _declared_shape(text)
+        return ncnn_input_shape(text)
 
     def open_session(self, path, *, threads, precision, static_shape=None, arithmetic="timed"):
         return NcnnSession(Path(path), threads, precision, arithmetic)
@@ -253,21 +254,18 @@ class NcnnSession(Session):
         self.net = ncnn.Net()
         self.net.opt.num_threads = threads
         self.pinned = arithmetic == "f32" or (arithmetic == "timed" and precision == "fp32")
-        if self.pinned:  # ncnn's default keeps activations in fp16 where the CPU can: pin fp32 throughout
-            self.net.opt.use_fp16_storage = False
-            self.net.opt.use_fp16_packed = False
-            self.net.opt.use_fp16_arithmetic = False
-            self.net.opt.use_bf16_storage = False
+        if self.pinned:
+            pin_ncnn_fp32(self.net.opt)
         weights = path.with_suffix(".bin")
         if not weights.is_file():
             raise EdgekdError(f"{path.name}: its weights {weights.name} must be beside it")
         if self.net.load_param(str(path)) != 0 or self.net.load_model(str(weights)) != 0:
             raise EdgekdError(f"{path.name}: ncnn cannot load it (not an ncnn .param/.bin pair, or a layer this "
                               "ncnn build lacks)")
-        self.inputs, self.outputs = list(self.net.input_names()), _ordered(self.net.output_names())
+        self.inputs, self.outputs = list(self.net.input_names()), ncnn_output_order(self.net.output_names())
         if len(self.inputs) != 1:
             raise EdgekdError(f"{path.name}: one input is supported, the model has {len(self.inputs)}")
-        self._shape = _declared_shape(path.read_text(encoding="utf-8"))
+        self._shape = ncnn_input_shape(path.read_text(encoding="utf-8"))
         self.threads, self.precision = threads, precision
 
     @property
@@ -299,23 +297,3 @@ class NcnnSession(Session):
         return {"threads": self.threads, "version": ncnn.__version__,
                 "inference_precision": "f32" if self.pinned else "ncnn default (fp16 storage/arithmetic where the "
                                                                   "CPU has it)"}
-
-
-def _ordered(names: Sequence[str]) -> list[str]:
-    """pnnx names outputs out0, out1, ... in the ONNX graph's order; keep that order (not the string order)."""
-    def key(name: str) -> tuple[int, str]:
-        digits = name[3:] if name.startswith("out") else ""
-        return (int(digits), name) if digits.isdigit() else (1 << 30, name)
-
-    return sorted(names, key=key)
-
-
-def _declared_shape(param: str) -> list[int | str | None]:
-    """[1, c, h, w] from the Input layer's `0=w 1=h 2=c`; a 1-sample batch of unknown size when absent."""
-    for line in param.splitlines():
-        fields = line.split()
-        if fields and fields[0] == "Input":
-            values = dict(field.split("=", 1) for field in fields if "=" in field)
-            if all(key in values for key in ("0", "1", "2")):
-                return [1, int(values["2"]), int(values["1"]), int(values["0"])]
-    return [1, None, None, None]

@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from backend.two_heads import TwoHeads  # noqa: E402  (tests/ is on sys.path)
 from edgekd.errors import EdgekdError  # noqa: E402
 from edgekd.export import BACKENDS, runtime_for_file  # noqa: E402
 from edgekd.export.parity import SCALED_BUDGETS, check_parity  # noqa: E402
@@ -16,18 +17,6 @@ from edgekd.export.parity import SCALED_BUDGETS, check_parity  # noqa: E402
 ET = BACKENDS.get("executorch")
 pytestmark = pytest.mark.skipif(not ET.is_available(), reason="the executorch extra is not installed")
 SHAPE = (1, 3, 16, 16)
-
-
-class TwoHeads(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1))
-        self.classes = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
-        self.boxes = nn.Conv2d(8, 4, 1)
-
-    def forward(self, x):
-        features = self.body(x)
-        return self.classes(features), self.boxes(features)
 
 
 def _model(seed: int) -> nn.Module:

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from backend.two_heads import TwoHeads  # noqa: E402  (tests/ is on sys.path)
 from edgekd.errors import EdgekdError  # noqa: E402
 from edgekd.export import BACKENDS, runtime_for_file  # noqa: E402
 from edgekd.export.parity import SCALED_BUDGETS, check_parity  # noqa: E402
@@ -18,20 +19,6 @@ from edgekd.export.parity import SCALED_BUDGETS, check_parity  # noqa: E402
 NCNN = BACKENDS.get("ncnn")
 pytestmark = pytest.mark.skipif(not NCNN.is_available(), reason="the ncnn extra is not installed")
 SHAPE = (1, 3, 16, 16)
-
-
-class TwoHeads(nn.Module):
-    """Two outputs of different shapes, so that an order mix-up cannot pass parity."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1))
-        self.classes = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
-        self.boxes = nn.Conv2d(8, 4, 1)
-
-    def forward(self, x):
-        features = self.body(x)
-        return self.classes(features), self.boxes(features)
 
 
 @pytest.fixture(scope="module")
