@@ -12,8 +12,13 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,openvino,remote,ncnn,executorch]'
+	$(PY) -m pip install --quiet -e '.[dev,openvino,remote,ncnn,executorch,litert]'
 	@touch $(STAMP)
+
+# LiteRT's converter (litert-torch) lives in an environment of its own beside .venv (edgekd.export.litert_env).
+LITERT_STAMP := $(VENV)/edgekd-litert/.edgekd-ready
+$(LITERT_STAMP): $(STAMP)
+	$(VENV)/bin/edgekd setup litert --force
 
 # The tests also cover the optional `yolo` extra (Ultralytics, AGPL-3.0), installed without its opencv-python
 # dependency: edgekd ships opencv-python-headless, and the two wheels install the same cv2 package.
@@ -28,10 +33,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/edgekd run $(RECIPE)
 
-test: $(STAMP) $(YOLO_STAMP)
+test: $(STAMP) $(YOLO_STAMP) $(LITERT_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) $(YOLO_STAMP)
+test-fast: $(STAMP) $(YOLO_STAMP) $(LITERT_STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:

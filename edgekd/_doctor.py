@@ -52,11 +52,16 @@ def _importable(module: str) -> bool:
 
 
 def runtimes() -> list[dict[str, Any]]:
+    from edgekd.export import BACKENDS, backend_names
+
+    notes = {BACKENDS.get(name).runtime: BACKENDS.get(name).doctor_note() for name in backend_names()}
+    available_by_runtime = {BACKENDS.get(name).runtime: BACKENDS.get(name).is_available() for name in backend_names()}
     rows = []
     for name, (module, extra) in _runtime_packages().items():
-        available = _importable(module)
+        available = available_by_runtime.get(name, _importable(module))
         hint = "" if available else (f"pip install 'edgekd[{extra}]'" if extra else f"pip install {module}")
-        rows.append({"runtime": name, "available": available, "version": _version(module), "hint": hint})
+        rows.append({"runtime": name, "available": available, "version": _version(module), "hint": hint,
+                     "note": notes.get(name, "")})
     return rows
 
 

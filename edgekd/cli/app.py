@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from edgekd import __version__
-from edgekd.cli import check, deploy, doctor, export, predict, profile, qat, recipe, run, yolo
+from edgekd.cli import check, deploy, doctor, export, predict, profile, qat, recipe, run, setup, yolo
 from edgekd.cli.common import STATE
 
 # Plain (click) help and usage errors: typer's rich help puts `<bool>` after every flag as if it took a value,
@@ -48,6 +48,7 @@ app.command("predict")(predict.predict_command)
 app.command("profile")(profile.profile_command)
 app.command("deploy")(deploy.deploy_command)
 app.command("yolo-compare")(yolo.yolo_compare_command)
+app.command("setup")(setup.setup_command)
 
 
 def main() -> None:

@@ -27,6 +27,9 @@ def doctor_command(as_json: JsonOpt = False) -> None:
     for row in info["extras"]:
         extras.add_row(row["extra"], _mark(row["installed"]), ", ".join(row["missing"]) or "-")
     out.print(runtimes, extras)
+    for row in info["runtimes"]:
+        if row["note"]:
+            out.print(f"{row['runtime']} {escape(row['note'])}", highlight=False)
     folder = escape(str(devices_dir()))
     out.print(f"devices ({folder}): " + (", ".join(info["devices"]) or "none found"))
 

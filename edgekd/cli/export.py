@@ -14,13 +14,14 @@ from rich.table import Table
 from edgekd import api
 from edgekd.cli.common import JsonOpt, RunsDirOpt, SetOpt, err, guarded, out
 from edgekd.errors import CheckFailed, EdgekdError
-from edgekd.export import PRECISIONS, backend_names
+from edgekd.export import BACKENDS, PRECISIONS, backend_names
 from edgekd.paths import check_output_dir
 
+_OPT_IN = [name for name in backend_names() if not BACKENDS.get(name).default_precisions]
 BackendOpt = Annotated[
     Optional[list[str]],
     typer.Option("--backend", "-b", help=f"{' | '.join(backend_names())} (repeatable; default: those a recipe "
-                                         "exports by default; ncnn and executorch on request)."),
+                                         f"exports by default; {', '.join(_OPT_IN)} on request)."),
 ]
 PrecisionOpt = Annotated[
     Optional[list[str]],
@@ -53,7 +54,7 @@ def export_command(
     runs_dir: RunsDirOpt = api.DEFAULT_RUNS_DIR,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export to every backend (ONNX Runtime, OpenVINO, TensorRT) with a parity check per file (exit 1 when one fails).
+    """Export to the backends with a parity check per file (exit 1 when one fails); `edgekd doctor` lists them.
 
     A recipe runs its pipeline up to the export stage (resuming what is done). A timm model is exported
     on its own: `edgekd export timm:mobilenetv3_large_100 --input-shape 1,3,224,224`.

@@ -23,10 +23,11 @@ BACKEND_MODULES = {
     "tensorrt": "TensorRtExporter",
     "ncnn": "NcnnExporter",
     "executorch": "ExecuTorchExporter",
+    "litert": "LiteRtExporter",
 }
 # Runtimes the device latency model has calibration points for (devices/*.yaml) that no backend exports to yet:
 # a report can predict them, edgekd cannot make their files.
-PREDICTION_ONLY_RUNTIMES = ("pytorch", "tflite")
+PREDICTION_ONLY_RUNTIMES = ("pytorch",)
 
 
 def _register_backends() -> None:

@@ -104,6 +104,16 @@ class Exporter(ABC):
     def is_available(self) -> bool:
         return not self._missing_modules()
 
+    def doctor_note(self) -> str:
+        """One line `doctor` prints about what this backend needs beyond its modules ("" for nothing)."""
+        return ""
+
+    def setup(self, log: Any = print, force: bool = False) -> None:
+        """`edgekd setup BACKEND`: prepare what the backend needs beyond its pip extra (a converter environment)."""
+        raise EdgekdError(f"the {self.name} backend needs nothing set up beyond pip install "
+                          f"'edgekd[{self.extra_name}]'" if self.extra_name else f"the {self.name} backend needs "
+                          "nothing set up")
+
     def capabilities(self) -> dict[str, Any]:
         """What this backend produces, what it refuses and why, and whether it can run here."""
         return {

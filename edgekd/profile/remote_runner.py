@@ -30,7 +30,8 @@ from importlib import metadata
 
 RESULT_MARKER = "EDGEKD-RESULT "
 INPUT_SEED = 0
-_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "ncnn", "executorch")
+_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "ncnn", "executorch",
+             "ai-edge-litert")
 _CPUINFO_KEYS = ("model name", "Model", "Hardware", "cpu model", "Processor")
 
 
@@ -348,7 +349,45 @@ class ExecuTorchModel:
         return [output.numpy() for output in self.method.execute(self.feed)]
 
 
-RUNTIMES = {"onnxruntime": OrtModel, "openvino": OpenVinoModel, "ncnn": NcnnModel, "executorch": ExecuTorchModel}
+class TfliteModel:
+    """A .tflite's default signature through ai-edge-litert's interpreter (XNNPACK on CPU)."""
+
+    name = "tflite"
+
+    def __init__(self, path: str, threads: int, shape: list[int] | None, precision: str) -> None:
+        np, litert = _import("numpy"), _import("ai_edge_litert.interpreter")
+        interpreter = litert.Interpreter(model_path=path, num_threads=threads)
+        signatures = interpreter.get_signature_list()
+        if len(signatures) != 1:
+            raise RunnerError("input", f"profiling supports one signature, the file has {len(signatures)}")
+        key, signature = next(iter(signatures.items()))
+        if len(signature["inputs"]) != 1:
+            raise RunnerError("input", f"profiling supports one input, the file has {len(signature['inputs'])}")
+        self.runner = interpreter.get_signature_runner(key)
+        name = signature["inputs"][0]
+        self.shape = resolve_shape([int(d) for d in self.runner.get_input_details()[name]["shape"]], shape)
+        sample = np.random.default_rng(INPUT_SEED).standard_normal(self.shape).astype(np.float32)
+        self.feed = {name: sample}
+        self.outputs = tflite_output_order(signature["outputs"])
+        self.precision = precision
+        self.settings = {"threads": threads, "delegate": "XNNPACK (default)", "inference_precision": "as stored",
+                         "version": metadata.version("ai-edge-litert")}
+
+    def run(self) -> list:
+        result = self.runner(**self.feed)
+        return [result[name] for name in self.outputs]
+
+
+def tflite_output_order(names) -> list:
+    """litert-torch names a signature's outputs output_0, output_1, ... in the module's order; keep that order."""
+    def key(name):
+        tail = name.rsplit("_", 1)[-1]
+        return (int(tail), name) if tail.isdigit() else (1 << 30, name)
+    return sorted(names, key=key)
+
+
+RUNTIMES = {"onnxruntime": OrtModel, "openvino": OpenVinoModel, "ncnn": NcnnModel, "executorch": ExecuTorchModel,
+            "tflite": TfliteModel}
 
 
 def load(args: argparse.Namespace):

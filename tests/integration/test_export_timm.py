@@ -59,17 +59,20 @@ def test_parity_runs_on_the_inputs_the_user_gives(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["mobilenetv3_large_100", "resnet18"])
 def test_the_pi_runtimes_pass_parity_on_photographs(name: str, tmp_path: Path) -> None:
-    """ncnn and ExecuTorch files of a timm classifier, checked on real photographs (random weights: none can be
-    downloaded here), with top-1 agreement against PyTorch."""
+    """ncnn, ExecuTorch and LiteRT files of a timm classifier, checked on real photographs (random weights: none
+    can be downloaded here), with top-1 agreement against PyTorch."""
     import numpy as np
 
     from edgekd.export import BACKENDS
     from tests.photographs import PHOTOGRAPHS, photographs
 
     pytest.importorskip("skimage")
-    backends = [b for b in ("ncnn", "executorch") if BACKENDS.get(b).is_available()]
+    from edgekd.export.litert_env import converter_python
+
+    ready = {"litert": converter_python() is not None}
+    backends = [b for b in ("ncnn", "executorch", "litert") if BACKENDS.get(b).is_available() and ready.get(b, True)]
     if not backends:
-        pytest.skip("neither the ncnn nor the executorch extra is installed")
+        pytest.skip("none of the ncnn, executorch and litert extras is installed")
     np.save(tmp_path / "photos.npy", photographs(224))
     args = [arg for backend in backends for arg in ("-b", backend)]
     result = run_cli("export", f"timm:{name}", *args, "--parity-inputs", str(tmp_path / "photos.npy"),

@@ -80,7 +80,7 @@ def test_recipe_schema_and_device_specs_take_the_names_from_the_registry() -> No
     assert set(config.deploy) == set(runtime_names())
     assert ProfileConfig().runtimes == [BACKENDS.get(n).runtime for n in backend_names()
                                         if BACKENDS.get(n).host_cpu and BACKENDS.get(n).default_precisions]
-    for opt_in in ("ncnn", "executorch"):  # opt-in backends (docs/decisions.md)
+    for opt_in in ("ncnn", "executorch", "litert"):  # opt-in backends (docs/decisions.md)
         assert opt_in not in ProfileConfig().runtimes and config.backends[opt_in] == []
     with pytest.raises(ValueError, match="tensorrt is timed on the device"):
         ProfileConfig(runtimes=["tensorrt"])
