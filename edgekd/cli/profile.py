@@ -87,6 +87,8 @@ def _fail_on_errors(outcomes, show: bool) -> None:
 
 
 def _table(outcomes) -> Table:
+    from edgekd.profile.clock_check import summary
+
     # The CPU and the rest of the environment are in --json; a table wider than a terminal helps nobody.
     table = Table("name", "device", "runtime", "thr", "p50", "p90", "p99", "cold", "RSS MB", "mode / error",
                   title="edgekd profile (ms)")
@@ -98,6 +100,8 @@ def _table(outcomes) -> Table:
             continue
         s = result.stats
         rss = "-" if result.peak_rss_mb is None else f"{result.peak_rss_mb:.1f}"
+        untrusted = summary(result.environment.get("clock_check"))
+        mode = result.mode + (f" [red]{escape(untrusted)}[/red]" if untrusted else "")
         table.add_row(*where, result.runtime, str(result.threads), f"{s.p50_ms:.3g}", f"{s.p90_ms:.3g}",
-                      f"{s.p99_ms:.3g}", f"{result.cold_start_ms:.0f}", rss, result.mode)
+                      f"{s.p99_ms:.3g}", f"{result.cold_start_ms:.0f}", rss, mode)
     return table

@@ -198,8 +198,12 @@ def _profile_once(files: ModelFiles, target: DeviceTarget, settings: ProfileSett
 
 def _result(payload: dict[str, Any], files: ModelFiles, target: DeviceTarget, settings: ProfileSettings,
             runtime: str) -> ProfileResult:
+    from edgekd.profile.clock_check import judge, nominal_mhz
+
     shape = [int(d) for d in payload["input_shape"]]
     environment = {**payload["environment"], "name": target.name, "device": target.device, "host": target.address}
+    power_mode = (environment.get("jetson") or {}).get("power_mode")
+    environment["clock_check"] = judge(payload.get("clocks"), nominal_mhz(target.device, power_mode))
     return ProfileResult(
         mode="measured-remote", runtime=runtime, model=files.primary.name,
         sha256=files.hashes[files.primary.name], precision=payload["precision"], threads=payload["threads"],

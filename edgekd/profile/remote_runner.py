@@ -152,6 +152,97 @@ def jetson_facts() -> dict[str, object] | None:
     }
 
 
+def _vcgencmd(*args: str) -> str:
+    return _command(["vcgencmd", *args])
+
+
+def _after_equals(text: str) -> str:
+    # vcgencmd answers "throttled=0x50005", "frequency(0)=2400023808", "temp=54.8'C"
+    return text.partition("=")[2].strip()
+
+
+def pi_clocks() -> dict[str, object] | None:
+    """Raspberry Pi firmware's view: throttle bits, the ARM clock and the SoC temperature; None without vcgencmd."""
+    if shutil.which("vcgencmd") is None:
+        return None
+    throttled, arm, temp = (_after_equals(_vcgencmd(*a)) for a in
+                            (("get_throttled",), ("measure_clock", "arm"), ("measure_temp",)))
+    try:
+        throttled_bits = int(throttled, 16) if throttled else None
+    except ValueError:
+        throttled_bits = None
+    return {"throttled": throttled_bits,
+            "arm_mhz": int(arm) // 1_000_000 if arm.isdigit() else None,
+            "temp_c": _number(temp.rstrip("'C"))}
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _tegrastats_line() -> str:
+    """One line of tegrastats (it prints one per interval until stopped)."""
+    if shutil.which("tegrastats") is None:
+        return ""
+    try:
+        process = subprocess.Popen(["tegrastats", "--interval", "100"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return ""
+    try:
+        return (process.stdout.readline() if process.stdout else "").strip()
+    finally:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def parse_tegrastats(line: str) -> dict[str, object]:
+    """CPU clocks (MHz per online core), the GPU clock and the temperatures from one tegrastats line, e.g.
+    'RAM 2102/7620MB ... CPU [12%@1510,off,8%@1510] EMC_FREQ 0% GR3D_FREQ 0%@[305] cpu@47.2C soc2@45.5C'."""
+    facts: dict[str, object] = {}
+    words = line.split()
+    for i, word in enumerate(words):
+        if word == "CPU" and i + 1 < len(words) and words[i + 1].startswith("["):
+            cores = words[i + 1].strip("[]").split(",")
+            facts["cpu_mhz"] = [int(c.split("@")[1]) for c in cores if "@" in c and c.split("@")[1].isdigit()]
+        elif word == "GR3D_FREQ" and i + 1 < len(words) and "@" in words[i + 1]:
+            mhz = words[i + 1].split("@")[1].strip("[]").split(",")[0]
+            facts["gpu_mhz"] = int(mhz) if mhz.isdigit() else None
+        elif "@" in word and word.endswith("C") and not word.startswith("["):
+            name, _, value = word.partition("@")
+            temp = _number(value[:-1])
+            if temp is not None and name.replace("_", "").isalnum():
+                facts.setdefault("temps_c", {})[name] = temp
+    return facts
+
+
+def _clocks_locked() -> bool | None:
+    """Whether every online CPU's minimum clock equals its maximum: what jetson_clocks does (read without root)."""
+    base = "/sys/devices/system/cpu"
+    pairs = []
+    for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        if name.startswith("cpu") and name[3:].isdigit():
+            low, high = (_read(f"{base}/{name}/cpufreq/scaling_{k}_freq").strip() for k in ("min", "max"))
+            if low and high:
+                pairs.append(low == high)
+    return all(pairs) if pairs else None
+
+
+def clock_state() -> dict[str, object]:
+    """The clocks and throttle state now: taken before warm-up and right after the timed runs."""
+    state: dict[str, object] = {"cpu_mhz": _cpu_clocks()["cur_mhz"]}
+    pi = pi_clocks()
+    if pi is not None:
+        state["pi"] = pi
+    if jetson_facts() is not None or shutil.which("tegrastats"):
+        state["jetson"] = {"power_mode": " ".join(_command(["nvpmodel", "-q"]).split()) or None,
+                           "clocks_locked": _clocks_locked(), **parse_tegrastats(_tegrastats_line())}
+    return state
+
+
 def usable_cores() -> int:
     # Containers and taskset pin a process to fewer cores than the board has; latency depends on this one.
     try:
@@ -407,6 +498,7 @@ def load(args: argparse.Namespace):
 
 
 def profile(args) -> dict[str, object]:
+    clocks_before = clock_state()
     before = _rss_mb()
     start = time.perf_counter_ns()
     model = load(args)
@@ -420,9 +512,11 @@ def profile(args) -> dict[str, object]:
         tick = time.perf_counter_ns()
         model.run()
         samples.append((time.perf_counter_ns() - tick) / 1e6)
+    clocks_after = clock_state()  # at once: the clock the timed runs ended at, before the governor lowers it
     rss = None if before is None else max(after_first, _rss_mb()) - before
     return {"samples_ms": samples, "cold_start_ms": cold_ms, "peak_rss_mb": rss, "input_shape": model.shape,
-            "precision": model.precision, "threads": args.threads, "settings": model.settings}
+            "precision": model.precision, "threads": args.threads, "settings": model.settings,
+            "clocks": {"before": clocks_before, "after": clocks_after}}
 
 
 def smoke(args) -> dict[str, object]:

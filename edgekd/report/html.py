@@ -143,7 +143,15 @@ def _latencies(column: dict[str, Any]) -> dict[str, Any]:
 
 
 def _latency_cell(result: Any) -> str:
-    return "-" if result is None else f"{result.stats.p50_ms:.3f} ({result.mode})"
+    return "-" if result is None else f"{result.stats.p50_ms:.3f} ({latency_source(result)})"
+
+
+def latency_source(result: Any) -> str:
+    """The measurement mode, and why not to trust it when the device throttled or ran below its clock."""
+    from edgekd.profile.clock_check import summary
+
+    untrusted = summary(result.environment.get("clock_check"))
+    return result.mode + (f", {untrusted}" if untrusted else "")
 
 
 # --- deployments, deploy choice ---------------------------------------------------------------------------------
@@ -171,7 +179,7 @@ def _deployment_row(e: DeploymentEntry) -> list[Cell]:
             "-" if e.size_bytes is None else _bytes(e.size_bytes), kernel_cell(e),
             "-" if stats is None else f"{stats.p50_ms:.3f}", "-" if stats is None else f"{stats.p90_ms:.3f}",
             "-" if e.speedup_vs_fp32 is None else f"{e.speedup_vs_fp32:.2f}×",
-            ("-" if e.latency is None else e.latency.mode, "")]
+            ("-" if e.latency is None else latency_source(e.latency), "")]
 
 
 def deploy_section(report: Report) -> str:
