@@ -110,6 +110,7 @@ def _convert(onnx_path: Path, out_path: Path, shape: tuple[int, ...], *, fp16: b
         work = Path(scratch)
         local = work / "model.onnx"
         shutil.copyfile(onnx_path, local)
+        scatter_add_as_matmul(local)
         argv = [pnnx.EXEC_PATH, str(local), f"inputshape={_shape_arg(shape)}", f"fp16={int(fp16)}",
                 *(f"{key}={work / name}" for key, name in _PNNX_OUTPUTS.items())]
         try:
@@ -132,6 +133,122 @@ def _convert(onnx_path: Path, out_path: Path, shape: tuple[int, ...], *, fp16: b
 _PNNX_OUTPUTS = {"ncnnparam": "model.ncnn.param", "ncnnbin": "model.ncnn.bin", "ncnnpy": "model_ncnn.py",
                  "pnnxparam": "model.pnnx.param", "pnnxbin": "model.pnnx.bin", "pnnxpy": "model_pnnx.py",
                  "pnnxonnx": "model.pnnx.onnx"}
+
+
+def scatter_add_as_matmul(onnx_path: Path) -> int:
+    """Rewrite, in place, each gather → weight → scatter-add into zeros with constant indices as one matrix product.
+
+    ncnn has no ScatterND layer. A ScatterND (reduction "add") into a zero tensor whose updates are
+    `Gather(table, rows) * weights`, with rows, weights and indices constant, is the product D @ table with the
+    constant D[cell, row] = the summed weights of the pairs (row → cell): exact, and ncnn runs it as a MatMul. This
+    is the mono3d lift's `rows` form (edgekd.tasks.mono3d.lift), made the `dense` form for ncnn only. Returns how
+    many scatters were rewritten; other ScatterND nodes are left for `_check_supported` to refuse.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    constants.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
+    producer = {out: node for node in graph.node for out in node.output}
+    rows = _static_rows(model)
+    rewritten = 0
+    for node in list(graph.node):
+        plan = _scatter_plan(node, producer, constants, rows)
+        if plan is None:
+            continue
+        table, dense = plan
+        name = f"{node.name or node.output[0]}_as_matmul"
+        graph.initializer.append(numpy_helper.from_array(dense, f"{name}_weights"))
+        graph.node.insert(list(graph.node).index(node),
+                          helper.make_node("MatMul", [f"{name}_weights", table], [node.output[0]], name=name))
+        graph.node.remove(node)
+        rewritten += 1
+    if rewritten:
+        _drop_dead_nodes(graph)
+        onnx.save(model, str(onnx_path))
+    return rewritten
+
+
+def _scatter_plan(node: Any, producer: dict, constants: dict, rows: dict) -> tuple[str, np.ndarray] | None:
+    """(table input, dense weights) when `node` is a constant-index scatter-add of weighted gathered rows."""
+    reduction = next((a.s for a in node.attribute if a.name == "reduction"), b"none")
+    if node.op_type != "ScatterND" or reduction != b"add" or node.input[1] not in constants:
+        return None
+    zeros, mul = producer.get(node.input[0]), producer.get(node.input[2])
+    zero_constant = constants.get(node.input[0])
+    if zero_constant is not None:  # a static shape: the exporter stored the zeros themselves
+        if np.any(zero_constant):
+            return None
+    elif zeros is None or zeros.op_type != "ConstantOfShape" or _fill_value(zeros) != 0:
+        return None
+    if mul is None or mul.op_type != "Mul":
+        return None
+    gather_name, weights_name = ((mul.input[0], mul.input[1]) if mul.input[1] in constants
+                                 else (mul.input[1], mul.input[0]))
+    gather = producer.get(gather_name)
+    if weights_name not in constants or gather is None or gather.op_type != "Gather" \
+            or gather.input[1] not in constants or any(a.name == "axis" and a.i != 0 for a in gather.attribute):
+        return None
+    table = gather.input[0]
+    cells_index = constants[node.input[1]].reshape(-1).astype(np.int64)
+    rows_index = constants[gather.input[1]].reshape(-1).astype(np.int64)
+    weights = constants[weights_name].reshape(-1).astype(np.float32)
+    if table not in rows or not (len(cells_index) == len(rows_index) == len(weights)):
+        return None
+    cells = (rows.get(node.output[0]) or (zero_constant.shape[0] if zero_constant is not None else 0)
+             or _cells_hint(constants, producer, zeros))
+    if not cells or (len(cells_index) and int(cells_index.max()) >= cells):
+        return None
+    dense = np.zeros((cells, rows[table]), np.float32)
+    np.add.at(dense, (cells_index, rows_index), weights)
+    return table, dense
+
+
+def _fill_value(node: Any) -> float | None:
+    from onnx import numpy_helper
+
+    value = next((a.t for a in node.attribute if a.name == "value"), None)
+    return 0.0 if value is None else float(numpy_helper.to_array(value).reshape(-1)[0])
+
+
+def _cells_hint(constants: dict, producer: dict, zeros: Any) -> int:
+    """The zero tensor's first dimension (the number of cells) when its shape's first entry is a constant: the shape
+    itself, or a Concat of a constant first part and the batch-dependent rest (the dynamo exporter's form)."""
+    shape = constants.get(zeros.input[0])
+    concat = producer.get(zeros.input[0])
+    if shape is None and concat is not None and concat.op_type == "Concat":
+        shape = constants.get(concat.input[0])
+    return int(shape.reshape(-1)[0]) if shape is not None and shape.size else 0
+
+
+def _static_rows(model: Any) -> dict[str, int]:
+    """First dimension of every value whose first dimension shape inference knows."""
+    from onnx import shape_inference
+
+    inferred = shape_inference.infer_shapes(model).graph
+    rows = {}
+    for value in [*inferred.value_info, *inferred.input, *inferred.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value"):
+            rows[value.name] = dims[0].dim_value
+    return rows
+
+
+def _drop_dead_nodes(graph: Any) -> None:
+    """Remove nodes none of whose outputs is used (the zero tensor's shape computation, after a rewrite), then the
+    initializers nothing reads."""
+    while True:
+        used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+        dead = [node for node in graph.node if not any(out in used for out in node.output)]
+        if not dead:
+            for initializer in [i for i in graph.initializer if i.name not in used]:
+                graph.initializer.remove(initializer)
+            return
+        for node in dead:
+            graph.node.remove(node)
 
 
 def _shape_arg(shape: Sequence[int]) -> str:

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from backend.two_heads import TwoHeads  # noqa: E402  (tests/ is on sys.path)
+from backend.two_heads import RowsScatter, TwoHeads  # noqa: E402  (tests/ is on sys.path)
 from edgekd.errors import EdgekdError  # noqa: E402
 from edgekd.export import BACKENDS, runtime_for_file  # noqa: E402
 from edgekd.export.parity import SCALED_BUDGETS, check_parity  # noqa: E402
@@ -116,3 +116,43 @@ def test_an_operator_ncnn_lacks_is_refused_at_export_naming_it() -> None:
     with pytest.raises(EdgekdError, match="ncnn has no layer for ScatterND"):
         _check_supported(param, Path("lift.onnx"))
     _check_supported(param.replace("ScatterND", "Crop"), Path("fine.onnx"))
+
+
+def test_a_rows_scatter_becomes_a_matrix_product_and_passes_parity(inputs, tmp_path) -> None:
+    """ncnn has no ScatterND layer: the exact rewrite to MatMul makes the mono3d lift's form convertible."""
+    import onnx
+
+    from edgekd.export.ncnn import scatter_add_as_matmul
+    from edgekd.export.onnx import OnnxExporter
+
+    torch.manual_seed(0)
+    model = RowsScatter().eval()
+    source = OnnxExporter().export(model, torch.zeros(1, 3, 8, 8), tmp_path / "rows.onnx").path
+    assert "ScatterND" in {n.op_type for n in onnx.load(str(source)).graph.node}
+    rewritten = tmp_path / "rewritten.onnx"
+    rewritten.write_bytes(source.read_bytes())
+    assert scatter_add_as_matmul(rewritten) == 1
+    assert "ScatterND" not in {n.op_type for n in onnx.load(str(rewritten)).graph.node}
+    pair = NCNN.export(model, torch.zeros(1, 3, 8, 8), tmp_path / "rows.param", source_onnx=source).path
+    small = np.random.default_rng(1).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    result = check_parity(model, pair, small, runtime="ncnn", precision="fp32", **SCALED_BUDGETS["fp32"])
+    assert result.passed and result.snr_db > 100, result.failure_reason()
+
+
+def test_a_scatter_with_computed_indices_is_left_alone(tmp_path) -> None:
+    from onnx import TensorProto, helper, save
+
+    from edgekd.export.ncnn import scatter_add_as_matmul
+
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["zeros"]),
+             helper.make_node("Cast", ["where"], ["index"], to=TensorProto.INT64),
+             helper.make_node("ScatterND", ["zeros", "index", "updates"], ["y"], reduction="add")]
+    graph = helper.make_graph(nodes, "computed", [
+        helper.make_tensor_value_info("shape", TensorProto.INT64, [2]),
+        helper.make_tensor_value_info("where", TensorProto.FLOAT, [5, 1]),
+        helper.make_tensor_value_info("updates", TensorProto.FLOAT, [5, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "computed.onnx"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    before = path.read_bytes()
+    assert scatter_add_as_matmul(path) == 0 and path.read_bytes() == before
