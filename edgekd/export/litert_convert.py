@@ -28,7 +28,93 @@ def _load(program_path: str):
 
     program = torch.export.load(program_path)
     example = program.example_inputs[0]
-    return program.module(), tuple(example)
+    module = program.module()
+    fold_constant_expands(module)
+    scatter_add_as_matmul(module)
+    return module, tuple(example)
+
+
+def fold_constant_expands(module) -> int:
+    """Replace `expand` of a constant buffer to a static shape by the expanded constant itself.
+
+    litert-torch 0.10's layout pass moves the expand's target shape to NHWC but leaves the constant it broadcasts in
+    NCHW (mono3d's row-coordinate channel: (1, 1, 24, 1) broadcast to (1, 24, 80, 1)), so the file fails to load.
+    A materialised constant carries no broadcast to get wrong; it costs the expanded size (a few KB). Exact."""
+    import torch
+
+    graph, folded = module.graph, 0
+    for node in list(graph.nodes):
+        source = node.args[0] if node.args else None
+        if node.op != "call_function" or node.target != torch.ops.aten.expand.default \
+                or getattr(source, "op", None) != "get_attr":
+            continue
+        shape = node.args[1]
+        if not all(isinstance(d, int) for d in shape):
+            continue
+        value = _attribute(module, source.target).expand(*shape).contiguous()
+        name = f"_edgekd_expanded_{folded}"
+        module.register_buffer(name, value)
+        with graph.inserting_before(node):
+            replacement = graph.get_attr(name)
+        node.replace_all_uses_with(replacement)
+        graph.erase_node(node)
+        folded += 1
+    if folded:
+        graph.eliminate_dead_code()
+        module.recompile()
+    return folded
+
+
+def scatter_add_as_matmul(module) -> int:
+    """Rewrite `index_add(zeros, 0, cells, index_select(table, 0, rows) * weights)` with constant cells, rows and
+    weights as `D @ table`, D[cell, row] the summed weights of the pairs (row → cell). Exact.
+
+    LiteRT's runtime rejects the STABLEHLO_SCATTER that litert-torch lowers `index_add` to ("only update, add,
+    multiply, maximum and minimum"); this is the mono3d lift's `rows` form made its `dense` form, as edgekd's ncnn
+    backend does on the ONNX graph (edgekd.export.ncnn.scatter_add_as_matmul)."""
+    import torch
+
+    aten, graph, rewritten = torch.ops.aten, module.graph, 0
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target != aten.index_add.default or node.args[1] != 0:
+            continue
+        zeros, cells, mul = node.args[0], node.args[2], node.args[3]
+        if getattr(zeros, "target", None) not in (aten.new_zeros.default, aten.zeros.default) \
+                or getattr(cells, "op", None) != "get_attr" or getattr(mul, "target", None) != aten.mul.Tensor:
+            continue
+        picked, weights = mul.args if getattr(mul.args[1], "op", None) == "get_attr" else mul.args[::-1]
+        if getattr(picked, "target", None) != aten.index_select.default or picked.args[1] != 0 \
+                or getattr(picked.args[2], "op", None) != "get_attr" or getattr(weights, "op", None) != "get_attr":
+            continue
+        table, out = picked.args[0], node.meta.get("val")
+        table_val = table.meta.get("val") if hasattr(table, "meta") else None
+        if out is None or table_val is None or out.dim() != 2 or table_val.dim() != 2:
+            continue
+        cell_index = _attribute(module, cells.target).reshape(-1).long()
+        row_index = _attribute(module, picked.args[2].target).reshape(-1).long()
+        weight = _attribute(module, weights.target).reshape(-1).float()
+        if not (len(cell_index) == len(row_index) == len(weight)):
+            continue
+        dense = torch.zeros(int(out.shape[0]), int(table_val.shape[0]))
+        dense.index_put_((cell_index, row_index), weight, accumulate=True)
+        name = f"_edgekd_scatter_dense_{rewritten}"
+        module.register_buffer(name, dense)
+        with graph.inserting_before(node):
+            product = graph.call_function(aten.mm.default, (graph.get_attr(name), table))
+        product.meta = dict(node.meta)
+        node.replace_all_uses_with(product)
+        graph.erase_node(node)
+        rewritten += 1
+    if rewritten:
+        graph.eliminate_dead_code()
+        module.recompile()
+    return rewritten
+
+
+def _attribute(module, dotted: str):
+    for part in dotted.split("."):
+        module = getattr(module, part)
+    return module
 
 
 def _int8(module, example: tuple, calibration_path: str):
@@ -53,12 +139,14 @@ def float_boundaries(model_bytes: bytes) -> tuple[bytes, int]:
     """The same model with float32 inputs and outputs: a QUANTIZE op after each int8 input and a DEQUANTIZE op
     before each int8 output, with the int8 tensors' own scale and zero point, so the arithmetic inside is
     unchanged. (litert-torch fuses the boundary quantize ops of a PT2E graph into int8 inputs and outputs.)
-    Returns the bytes and how many boundaries were changed."""
+    Also runs int8 softmaxes in float (`_float_softmax`). Returns the bytes and how many boundaries were
+    changed."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
     graph = model.subgraphs[0]
+    _float_softmax(model, graph)
     changed = 0
     for position, index in enumerate(list(graph.inputs)):
         if graph.tensors[index].type == schema.TensorType.INT8:
@@ -76,6 +164,47 @@ def float_boundaries(model_bytes: bytes) -> tuple[bytes, int]:
             graph.operators.append(_op(model, schema.BuiltinOperator.DEQUANTIZE, [inner], [index]))
             changed += 1
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), changed
+
+
+def _float_softmax(model, graph) -> int:
+    """Run each int8 SOFTMAX in float32 between a DEQUANTIZE and a QUANTIZE, keeping PT2E's calibrated output range.
+
+    LiteRT's int8 softmax kernel only takes the output range scale 1/256, zero point -128, and refuses to load the
+    file otherwise. The mono3d student's depth softmax shares its range with the slice after it, so PT2E calibrated
+    another one (scale 3.2e-4: most of its 33 probabilities are below 1/256). PT2E itself computes softmax in float
+    on dequantized inputs, so this is its arithmetic. Returns how many softmaxes were changed."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    changed = 0
+    for op in list(graph.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.SOFTMAX:
+            continue
+        source, target = op.inputs[0], op.outputs[0]
+        if graph.tensors[source].type != schema.TensorType.INT8 or graph.tensors[target].type != schema.TensorType.INT8:
+            continue
+        float_in, float_out = _float_copy(model, graph, source), _float_copy(model, graph, target)
+        position = graph.operators.index(op)
+        graph.operators.insert(position, _op(model, schema.BuiltinOperator.DEQUANTIZE, [source], [float_in]))
+        op.inputs[0], op.outputs[0] = float_in, float_out
+        graph.operators.insert(position + 2, _op(model, schema.BuiltinOperator.QUANTIZE, [float_out], [target]))
+        changed += 1
+    return changed
+
+
+def _float_copy(model, graph, index: int) -> int:
+    """A new float32 tensor of tensor `index`'s shape, without quantization."""
+    import copy
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    twin = copy.deepcopy(graph.tensors[index])
+    twin.name = f"{graph.tensors[index].name}_float"
+    twin.type, twin.quantization = schema.TensorType.FLOAT32, None
+    model.buffers.append(schema.BufferT())
+    twin.buffer = len(model.buffers) - 1
+    graph.tensors.append(twin)
+    return len(graph.tensors) - 1
 
 
 def _int8_twin(model, graph, index: int) -> int:

@@ -122,14 +122,22 @@ def export_one(source: Source, backend_name: str, precision: str, out_dir: Path,
     else:
         path = out_dir / backend.name / f"{source.stem}.{precision}{backend.file_suffix}"
         own_calibration = {"calibration": source.calibration} if backend.calibrates_int8 and source.int8 else {}
-        result = backend.export(source.module, _example(source), path, precision=precision, opset=settings.opset,
-                                source_onnx=onnx_file.path, input_names=source.input_names,
-                                output_names=source.output_names, **own_calibration)
+        try:
+            result = backend.export(source.module, _example(source), path, precision=precision,
+                                    opset=settings.opset, source_onnx=onnx_file.path, input_names=source.input_names,
+                                    output_names=source.output_names, **own_calibration)
+        except EdgekdError as error:  # one runtime that cannot take the model fails its row, not the others'
+            return ExportRow(source.role, source.variant, backend.name, backend.runtime, precision, "failed",
+                             str(error), gated=gated)
     row = _row(source, backend, precision, result, gated=gated)
     if not backend.runs_here():
         row.status, row.gated = "built", False
         return row
-    _check(row, source, backend, result.path, parity)
+    try:
+        _check(row, source, backend, result.path, parity)
+    except EdgekdError as error:  # the runtime cannot load or run its own file: the file fails its check
+        row.status, row.reason = "failed", str(error)
+        return row
     _check_default_execution(row, source, backend, result.path, parity)
     _gate_int8_kernels(row)
     return row

@@ -28,7 +28,7 @@ def deploy_stages(task, export_inputs: tuple[str, ...], report_inputs: tuple[str
         Stage("qat", lambda ctx: run_qat(task, ctx), _quant_config, export_inputs,
               help="int8: PTQ baseline, per-layer sensitivity, quantization-aware fine-tuning"),
         Stage("export", lambda ctx: run_export(task, ctx), _export_config, (*export_inputs, "qat"),
-              help="ONNX / OpenVINO / TensorRT files, each with a parity check"),
+              help="a file per backend and precision the recipe names, each with a parity check"),
         Stage("profile", lambda ctx: run_profile(task, ctx), lambda r: r.profile, ("export",),
               help="latency on this host, every runnable file side by side"),
         *before_report,

@@ -123,6 +123,7 @@ def _quantized_row(source: Source, backend: str, precision: str, ctx, spec: Pari
 
 
 def _quantized_sources(task, ctx, float_source: Source) -> dict[str, Source]:
+    from edgekd.export import BACKENDS
     from edgekd.quant.nncf_quant import load_quantized
     from edgekd.quant.stage import PTQ_FILE, QAT_FILE
 
@@ -130,7 +131,11 @@ def _quantized_sources(task, ctx, float_source: Source) -> dict[str, Source]:
         return {}
     qat_dir = ctx.stage_path("qat")
     calibration = None
-    if "int8" in ctx.recipe.export.backends.get("onnx", []):  # the QAT stage's calibration images, the first few
+    # the QAT stage's calibration images, the first few: for ONNX Runtime's placement and for every backend that
+    # quantizes the model itself (PT2E)
+    calibrated = [name for name, precisions in ctx.recipe.export.backends.items() if "int8" in precisions
+                  and (name == "onnx" or BACKENDS.get(name).calibrates_int8)]
+    if calibrated:
         calibration = task.calibration_inputs(ctx, min(ctx.recipe.quant.calibration_samples, ORT_CALIBRATION_SAMPLES))
     return {
         variant: Source(float_source.role, variant, load_quantized(float_source.module, qat_dir / name),

@@ -224,3 +224,25 @@ def test_fallback_module_keeps_float(model, calibration, quantized) -> None:
     assert "features.2" not in kept_float
     assert {"features.0", "head.2"} <= set(kept_float)  # the other layers are still quantized
     assert sum(map(len, kept_float.values())) < sum(map(len, everywhere.values()))
+
+
+# --- the export stage's rows ----------------------------------------------------------------------------------------
+
+def test_a_backend_that_cannot_take_the_model_fails_its_row_and_not_the_others(model, inputs, tmp_path,
+                                                                               monkeypatch) -> None:
+    """One runtime's refusal is that file's failed row, with the reason; the other backends still export."""
+    from edgekd.export.orchestrate import ExportSettings, ParitySpec, Source, export_one
+    from edgekd.recipe.common import ParityBudget
+
+    source = Source("student", "float", model, SHAPE)
+    spec = ParitySpec(inputs=inputs, budgets={"fp32": ParityBudget(max_abs_diff=1e-3)})
+    openvino = EXPORTERS.get("openvino")
+
+    def refuse(*args, **kwargs):
+        raise EdgekdError("openvino has no kernel for this model")
+
+    monkeypatch.setattr(openvino, "export", refuse)
+    failed = export_one(source, "openvino", "fp32", tmp_path, spec, ExportSettings(opset=17))
+    assert (failed.status, failed.reason, failed.gated) == ("failed", "openvino has no kernel for this model", True)
+    monkeypatch.undo()
+    assert export_one(source, "onnx", "fp32", tmp_path, spec, ExportSettings(opset=17)).status == "passed"

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from backend.two_heads import TwoHeads  # noqa: E402  (tests/ is on sys.path)
+from backend.two_heads import RowsScatter, TwoHeads  # noqa: E402  (tests/ is on sys.path)
 from edgekd.errors import EdgekdError  # noqa: E402
 from edgekd.export import BACKENDS, runtime_for_file  # noqa: E402
 from edgekd.export.litert_env import converter_python  # noqa: E402
@@ -92,3 +92,33 @@ def test_a_file_that_is_not_a_tflite_is_named(tmp_path) -> None:
     fake.write_bytes(b"not a model")
     with pytest.raises(EdgekdError, match="fake.tflite: LiteRT cannot load it"):
         LITERT.declared_input(fake)
+
+
+class ConstantChannel(nn.Module):
+    """mono3d's camera backbone in small: a constant row-coordinate channel expanded to the feature map and
+    concatenated (litert-torch's layout pass broadcast the NCHW constant to an NHWC shape: a file that would not
+    load)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fuse = nn.Conv2d(5, 2, 1)
+        self.register_buffer("row_coord", torch.linspace(-1.0, 1.0, 16).view(1, 1, 16, 1))
+
+    def forward(self, x):
+        features = self.conv(x)
+        rows = self.row_coord.expand(features.shape[0], 1, features.shape[2], features.shape[3])
+        return self.fuse(torch.cat([features, rows], dim=1))
+
+
+@pytest.mark.parametrize("model_class", [ConstantChannel, RowsScatter], ids=["expanded-constant", "rows-scatter"])
+def test_mono3d_forms_convert_exactly(model_class, tmp_path) -> None:
+    """The two forms of the mono3d student litert-torch 0.10 gets wrong (a constant expand) or LiteRT cannot run
+    (a scatter-add): rewritten before conversion, the files load and match PyTorch."""
+    torch.manual_seed(0)
+    model = model_class().eval()
+    shape = (1, 3, 16, 16) if model_class is ConstantChannel else (1, 3, 8, 8)
+    path = LITERT.export(model, torch.zeros(shape), tmp_path / "model.tflite").path
+    checked = np.random.default_rng(2).standard_normal((3, *shape[1:])).astype(np.float32)
+    parity = check_parity(model, path, checked, runtime="tflite", precision="fp32", **SCALED_BUDGETS["fp32"])
+    assert parity.passed and parity.snr_db > 100, parity.failure_reason()
