@@ -32,7 +32,9 @@ OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also 
 
 @guarded
 def profile_command(
-    artifact: Annotated[Path, typer.Argument(help="An .onnx file or an OpenVINO .xml.", show_default=False)],
+    artifact: Annotated[Path, typer.Argument(
+        help="A model file (.onnx, .xml, .param, .pte, .tflite), or a run folder: every file its export stage "
+             "checked, timed on each device.", show_default=False)],
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     warmup: WarmupOpt = 10,
@@ -82,19 +84,22 @@ def _fail_on_errors(outcomes, show: bool) -> None:
     for outcome in failed if show else []:  # the table already shows them
         err.print(f"[red]{escape(outcome.name)}:[/red] {escape(outcome.error)}", soft_wrap=True)
     if failed:
-        names = ", ".join(outcome.name for outcome in failed)
-        raise EdgekdError(f"{len(failed)} of {len(outcomes)} devices failed: {names}")
+        names = ", ".join(f"{o.name} ({o.artifact})" if o.artifact else o.name for o in failed)
+        what = "measurements" if any(o.artifact for o in outcomes) else "devices"
+        raise EdgekdError(f"{len(failed)} of {len(outcomes)} {what} failed: {names}")
 
 
 def _table(outcomes) -> Table:
     from edgekd.profile.clock_check import summary
 
     # The CPU and the rest of the environment are in --json; a table wider than a terminal helps nobody.
-    table = Table("name", "device", "runtime", "thr", "p50", "p90", "p99", "cold", "RSS MB", "mode / error",
-                  title="edgekd profile (ms)")
+    several = any(outcome.artifact for outcome in outcomes)
+    table = Table("name", "device", *(["file"] if several else []), "runtime", "thr", "p50", "p90", "p99", "cold",
+                  "RSS MB", "mode / error", title="edgekd profile (ms)")
     for outcome in outcomes:
         row, result = outcome.to_dict(), outcome.result
-        where = [escape(row["name"]), escape(row["device"] or "this host")]
+        where = [escape(row["name"]), escape(row["device"] or "this host"),
+                 *([escape(outcome.artifact or "")] if several else [])]
         if result is None:
             table.add_row(*where, *["-"] * 7, f"[red]{escape(row['error'])}[/red]")
             continue

@@ -22,7 +22,12 @@ def profile_artifact(
     artifact: str | Path, settings: ProfileSettings = ProfileSettings(), targets: Sequence[DeviceTarget] = (),
     options: RemoteOptions = RemoteOptions(),
 ) -> list[FleetOutcome]:
-    """Measure on every target concurrently, or on this host when there are none."""
+    """Measure on every target concurrently, or on this host when there are none. A run folder: every file its
+    export stage checked, on every target (edgekd.profile.run_folder)."""
+    if Path(artifact).is_dir():
+        from edgekd.profile.run_folder import profile_run_folder
+
+        return profile_run_folder(Path(artifact), settings, targets, options)
     if targets:
         return profile_fleet(artifact, targets, settings, options)
     return [FleetOutcome(None, result=profile_here(artifact, settings))]

@@ -127,6 +127,7 @@ class FleetOutcome:
     target: Optional[DeviceTarget]
     result: Optional[ProfileResult] = None
     error: Optional[str] = None
+    artifact: Optional[str] = None  # which file, when one command times several (edgekd.profile.run_folder)
 
     @property
     def name(self) -> str:
@@ -135,7 +136,7 @@ class FleetOutcome:
     def to_dict(self) -> dict[str, Any]:
         where = {"name": self.name, "device": self.target.device if self.target else None,
                  "host": self.target.address if self.target else "localhost"}
-        return {**where, "ok": self.error is None, "error": self.error,
+        return {**where, "artifact": self.artifact, "ok": self.error is None, "error": self.error,
                 "result": self.result.model_dump(mode="json") if self.result else None}
 
 
