@@ -19,6 +19,7 @@ from edgekd.report.render import (
     abs_diff_cell,
     environment_line,
     kernel_cell,
+    made_here,
     precision_cell,
     outcome_label,
     paren,
@@ -208,11 +209,12 @@ def predictions_table(report: Report) -> str:
     if not report.predictions:
         return _paragraph("No predicted latencies in this report.", "muted")
     header = ["source", "device", "runtime", "unit", "precision (computes)", "latency (ms)", "metric",
-              "calibration error, median |%| (fit / leave-one-model-out)", "calibration models", "mode"]
+              "calibration error, median |%| (fit / leave-one-model-out)", "calibration models", "mode",
+              "file made here", "p50 here (ms)"]
     rows = [[f"{p.role} {p.variant}", p.device, p.runtime, p.unit, f"{p.precision} ({p.compute_precision})",
              f"{p.latency_ms:.3f}", _num(p.metric), _error(p.fit_error) + " / " + _error(p.lomo_error),
              (", ".join(p.calibration_models) or "-", "reason"),
-             ("predicted" + ("" if p.calibrated else ", UNCALIBRATED"), "")]
+             ("predicted" + ("" if p.calibrated else ", UNCALIBRATED"), ""), *made_here(report, p)]
             for p in sorted(report.predictions, key=lambda p: (p.device, p.runtime, p.role, p.precision))]
     return ("<details><summary>Predicted latencies (" + str(len(rows)) + " rows, mode: predicted)</summary>\n"
             + table(header, rows, ["predicted"] * len(rows), numeric_from=5) + "\n</details>")

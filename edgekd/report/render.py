@@ -232,11 +232,27 @@ def _parity_table(entries: list[ParityEntry]) -> str:
 
 
 def _predictions_table(report: Report) -> str:
-    header = ["model", "device", "runtime", "unit", "precision (computes)", "latency (ms)", "calibrated"]
-    rows = [[f"{p.role} ({p.variant})", p.device, p.runtime, p.unit, f"{p.precision} ({p.compute_precision})",
-             f"{p.latency_ms:.3f}", "yes" if p.calibrated else "**NO**"]
-            for p in sorted(report.predictions, key=lambda p: (p.device, p.runtime, p.unit, p.role, p.precision))]
+    header = ["model", "device", "runtime", "unit", "precision (computes)", "latency (ms)", "calibrated",
+              "file made here", "p50 here (ms)"]
+    rows = []
+    for p in sorted(report.predictions, key=lambda p: (p.device, p.runtime, p.unit, p.role, p.precision)):
+        made, here = made_here(report, p)
+        rows.append([f"{p.role} ({p.variant})", p.device, p.runtime, p.unit, f"{p.precision} ({p.compute_precision})",
+                     f"{p.latency_ms:.3f}", "yes" if p.calibrated else "**NO**", made, here])
     return _table(header, rows, right_from=5)
+
+
+def made_here(report: Report, prediction: Any) -> tuple[str, str]:
+    """The file of the predicted (role, variant, runtime, precision) this run made and checked, and its p50 on this
+    host: ("ncnn/student.fp16.param (passed)", "5.031"), or ("not made", "-") — the prediction is then for a file
+    the recipe did not export."""
+    for entry in report.deployments:
+        if (entry.role, entry.variant, entry.runtime, entry.precision) == (
+                prediction.role, prediction.variant, prediction.runtime, prediction.precision):
+            name = "/".join(Path(entry.path).parts[-2:]) if entry.path else entry.backend
+            p50 = "-" if entry.latency is None else f"{entry.latency.stats.p50_ms:.3f}"
+            return f"{name} ({entry.status})", p50
+    return "not made", "-"
 
 
 def abs_diff_cell(entry: ParityEntry) -> str:
