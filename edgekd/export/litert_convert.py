@@ -76,7 +76,8 @@ def scatter_add_as_matmul(module) -> int:
 
     aten, graph, rewritten = torch.ops.aten, module.graph, 0
     for node in list(graph.nodes):
-        if node.op != "call_function" or node.target != aten.index_add.default or node.args[1] != 0:
+        if node.op != "call_function" or node.target != aten.index_add.default or node.args[1] != 0 \
+                or node.kwargs.get("alpha", 1) != 1:
             continue
         zeros, cells, mul = node.args[0], node.args[2], node.args[3]
         if getattr(zeros, "target", None) not in (aten.new_zeros.default, aten.zeros.default) \
@@ -92,8 +93,13 @@ def scatter_add_as_matmul(module) -> int:
             continue
         cell_index = _attribute(module, cells.target).reshape(-1).long()
         row_index = _attribute(module, picked.args[2].target).reshape(-1).long()
-        weight = _attribute(module, weights.target).reshape(-1).float()
-        if not (len(cell_index) == len(row_index) == len(weight)):
+        weight = _attribute(module, weights.target)
+        # one weight per gathered row: (N, 1); an (N,) or (1, C) weight scales columns
+        if weight.dim() != 2 or weight.shape[1] != 1 or not (len(cell_index) == len(row_index) == len(weight)):
+            continue
+        weight = weight.reshape(-1).float()
+        if len(row_index) and (int(row_index.min()) < 0 or int(row_index.max()) >= table_val.shape[0]
+                               or int(cell_index.min()) < 0 or int(cell_index.max()) >= out.shape[0]):
             continue
         dense = torch.zeros(int(out.shape[0]), int(table_val.shape[0]))
         dense.index_put_((cell_index, row_index), weight, accumulate=True)
@@ -199,7 +205,7 @@ def _float_copy(model, graph, index: int) -> int:
     from ai_edge_litert import schema_py_generated as schema
 
     twin = copy.deepcopy(graph.tensors[index])
-    twin.name = f"{graph.tensors[index].name}_float"
+    twin.name = f"{_text(graph.tensors[index].name)}_float"
     twin.type, twin.quantization = schema.TensorType.FLOAT32, None
     model.buffers.append(schema.BufferT())
     twin.buffer = len(model.buffers) - 1
@@ -215,12 +221,16 @@ def _int8_twin(model, graph, index: int) -> int:
 
     boundary = graph.tensors[index]
     twin = copy.deepcopy(boundary)
-    twin.name = f"{boundary.name}_int8"
+    twin.name = f"{_text(boundary.name)}_int8"
     model.buffers.append(schema.BufferT())
     twin.buffer = len(model.buffers) - 1
     graph.tensors.append(twin)
     boundary.type, boundary.quantization = schema.TensorType.FLOAT32, None
     return len(graph.tensors) - 1
+
+
+def _text(name) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def _op(model, builtin: int, inputs: list[int], outputs: list[int]):

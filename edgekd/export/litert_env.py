@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -64,17 +65,36 @@ def require_converter() -> str:
 
 def create(env: Optional[Path] = None, *, force: bool = False, log: Callable[[str], None] = print) -> Path:
     """Make the managed environment: a venv layered over edgekd's, with litert-torch installed into it.
-    `force` makes it anew (after edgekd's environment lost a package the converter used from it)."""
-    env = env or managed_env()
+    `force` makes it anew (after edgekd's environment lost a package the converter used from it). It is built
+    beside its final place and moved there only once pip succeeded, so a failed build leaves the old one working."""
+    env = Path(env or managed_env())
     ready = env / ".edgekd-ready"
     if ready.exists() and not force:
         log(f"the LiteRT converter environment is ready: {env}")
         return env
+    if env.exists() and (not env.is_dir() or (any(env.iterdir()) and not (env / "pyvenv.cfg").exists())):
+        raise EdgekdError(f"{env} exists and is not a Python environment; edgekd will not replace it "
+                          "(set EDGEKD_LITERT_ENV to an empty or new folder)")
+    building = env.with_name(env.name + ".building")
     log(f"creating {env} (litert-torch and its dependencies, about 900 MB)")
     try:
-        venv.EnvBuilder(with_pip=True, clear=True).create(env)
+        shutil.rmtree(building, ignore_errors=True)
+        venv.EnvBuilder(with_pip=True).create(building)
+        _install(building, log)
+        (building / ".edgekd-ready").write_text("\n".join(CONVERTER_REQUIREMENTS) + "\n")
+        _replace(env, building)
     except OSError as error:
         raise EdgekdError(f"cannot create {env}: {error.strerror or error}") from None
+    except subprocess.CalledProcessError as error:
+        raise EdgekdError(f"cannot create {env}: {' '.join(map(str, error.cmd))} failed "
+                          f"(exit {error.returncode})") from None
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    log(f"the LiteRT converter environment is ready: {env}")
+    return env
+
+
+def _install(env: Path, log: Callable[[str], None]) -> None:
     where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     site = Path(subprocess.run([str(_env_python(env)), "-c", where], check=True, capture_output=True,
                                text=True).stdout.strip())
@@ -85,13 +105,20 @@ def create(env: Optional[Path] = None, *, force: bool = False, log: Callable[[st
     if result.returncode != 0:
         tail = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("WARNING")]
         raise EdgekdError(f"installing litert-torch into {env} failed: {tail[-1] if tail else 'pip failed'}")
-    ready.write_text("\n".join(CONVERTER_REQUIREMENTS) + "\n")
-    log(f"the LiteRT converter environment is ready: {env}")
-    return env
+
+
+def _replace(env: Path, built: Path) -> None:
+    """Move the new environment into place; the old one (a venv, checked by the caller) goes only after."""
+    old = env.with_name(env.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if env.exists():
+        env.rename(old)
+    built.rename(env)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _parent_paths() -> list[str]:
-    """edgekd's own site-packages (and an editable install's source folder), for the layered environment."""
+    """edgekd's own site-packages, for the layered environment (the converter script imports no edgekd)."""
     paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     return list(dict.fromkeys(paths))
 

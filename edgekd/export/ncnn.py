@@ -195,8 +195,13 @@ def _scatter_plan(node: Any, producer: dict, constants: dict, rows: dict) -> tup
     table = gather.input[0]
     cells_index = constants[node.input[1]].reshape(-1).astype(np.int64)
     rows_index = constants[gather.input[1]].reshape(-1).astype(np.int64)
-    weights = constants[weights_name].reshape(-1).astype(np.float32)
-    if table not in rows or not (len(cells_index) == len(rows_index) == len(weights)):
+    weights = constants[weights_name]
+    # one weight per gathered row ((N,) would scale columns), a 2-D table (a 3-D one would batch the MatMul)
+    if table not in rows or rows.get(f"{table}#rank") != 2 or weights.ndim != 2 or weights.shape[1] != 1 \
+            or not (len(cells_index) == len(rows_index) == len(weights)):
+        return None
+    weights = weights.reshape(-1).astype(np.float32)
+    if len(rows_index) and (rows_index.min() < 0 or rows_index.max() >= rows[table] or cells_index.min() < 0):
         return None
     cells = (rows.get(node.output[0]) or (zero_constant.shape[0] if zero_constant is not None else 0)
              or _cells_hint(constants, producer, zeros))
@@ -225,7 +230,7 @@ def _cells_hint(constants: dict, producer: dict, zeros: Any) -> int:
 
 
 def _static_rows(model: Any) -> dict[str, int]:
-    """First dimension of every value whose first dimension shape inference knows."""
+    """First dimension of every value whose first dimension shape inference knows (and its rank, as NAME#rank)."""
     from onnx import shape_inference
 
     inferred = shape_inference.infer_shapes(model).graph
@@ -234,6 +239,7 @@ def _static_rows(model: Any) -> dict[str, int]:
         dims = value.type.tensor_type.shape.dim
         if dims and dims[0].HasField("dim_value"):
             rows[value.name] = dims[0].dim_value
+            rows[f"{value.name}#rank"] = len(dims)
     return rows
 
 

@@ -18,25 +18,35 @@ BELOW_NOMINAL = 0.95
 
 
 def judge(clocks: Optional[dict[str, Any]], nominal_mhz: Optional[int]) -> dict[str, Any]:
-    """{"trusted", "flags", "notes", "clock_mhz", "nominal_mhz", "before", "after"} for one measurement."""
+    """{"trusted", "flags", "notes", "clock_mhz", "nominal_mhz", "before", "after"} for one measurement. A Pi's own
+    configured clock (`vcgencmd get_config arm_freq`) is its nominal one when it reports it."""
     clocks = clocks or {}
     before, after = clocks.get("before") or {}, clocks.get("after") or {}
-    flags = _pi_flags((before.get("pi") or {}).get("throttled"), (after.get("pi") or {}).get("throttled"))
+    pi_before, pi_after = before.get("pi") or {}, after.get("pi") or {}
+    nominal_mhz = pi_after.get("arm_freq_config_mhz") or nominal_mhz
+    flags = _pi_flags(pi_before.get("throttled"), pi_after.get("throttled"))
     clock = _clock_after(after)
     if nominal_mhz and clock and clock < BELOW_NOMINAL * nominal_mhz:
         flags.append(f"ran at {clock} MHz, below the nominal {nominal_mhz} MHz")
     notes = []
     if (after.get("jetson") or {}).get("clocks_locked") is False:
         notes.append("jetson_clocks off: the governor sets the CPU clock")
+    sticky = (pi_before.get("throttled") or 0) >> SINCE_BOOT_SHIFT
+    if sticky:  # a throttle that came and went during the runs cannot be told from the earlier one
+        notes.append(f"throttling had already occurred since boot (vcgencmd get_throttled "
+                     f"{pi_before['throttled']:#x}): one during the timed runs that cleared again would not show; "
+                     "reboot for a clean reading")
     return {"trusted": not flags, "flags": flags, "notes": notes, "clock_mhz": clock, "nominal_mhz": nominal_mhz,
             "before": before, "after": after, "recorded": bool(clocks)}
 
 
 def _pi_flags(before: Optional[int], after: Optional[int]) -> list[str]:
     flags: list[str] = []
+    seen: set[str] = set()
     for when, bits in (("before timing", before), ("after timing", after)):
         for bit, what in PI_THROTTLE_BITS.items():
-            if bits and bits & bit and what not in " ".join(flags):
+            if bits and bits & bit and what not in seen:
+                seen.add(what)
                 flags.append(f"{what} {when} (vcgencmd get_throttled {bits:#x})")
     if before is not None and after is not None:
         new = (after >> SINCE_BOOT_SHIFT) & ~(before >> SINCE_BOOT_SHIFT)
@@ -45,10 +55,11 @@ def _pi_flags(before: Optional[int], after: Optional[int]) -> list[str]:
 
 
 def _clock_after(after: dict[str, Any]) -> Optional[int]:
-    """The CPU clock the timed runs ended at: the Pi firmware's ARM clock, the fastest Jetson core, or cpufreq's."""
+    """The CPU clock the timed runs ended at: the Pi firmware's ARM clock, else cpufreq's (read first, before the
+    governor lowers it), else the fastest core in tegrastats (read last, about 100 ms later)."""
     pi_clock = (after.get("pi") or {}).get("arm_mhz")
     jetson_cores = (after.get("jetson") or {}).get("cpu_mhz") or []
-    return pi_clock or (max(jetson_cores) if jetson_cores else None) or after.get("cpu_mhz")
+    return pi_clock or after.get("cpu_mhz") or (max(jetson_cores) if jetson_cores else None)
 
 
 def nominal_mhz(device: str, power_mode_line: Optional[str] = None) -> Optional[int]:

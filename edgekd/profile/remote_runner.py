@@ -23,8 +23,10 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from importlib import metadata
 
@@ -165,15 +167,17 @@ def pi_clocks() -> dict[str, object] | None:
     """Raspberry Pi firmware's view: throttle bits, the ARM clock and the SoC temperature; None without vcgencmd."""
     if shutil.which("vcgencmd") is None:
         return None
-    throttled, arm, temp = (_after_equals(_vcgencmd(*a)) for a in
-                            (("get_throttled",), ("measure_clock", "arm"), ("measure_temp",)))
+    # the clock first: it is what the timed runs ended at, and the governor lowers it soon after
+    arm, throttled, temp, configured = (_after_equals(_vcgencmd(*a)) for a in (
+        ("measure_clock", "arm"), ("get_throttled",), ("measure_temp",), ("get_config", "arm_freq")))
     try:
         throttled_bits = int(throttled, 16) if throttled else None
     except ValueError:
         throttled_bits = None
     return {"throttled": throttled_bits,
             "arm_mhz": int(arm) // 1_000_000 if arm.isdigit() else None,
-            "temp_c": _number(temp.rstrip("'C"))}
+            "temp_c": _number(temp.rstrip("'C")),
+            "arm_freq_config_mhz": int(configured) if configured.isdigit() else None}
 
 
 def _number(text: str) -> float | None:
@@ -189,13 +193,23 @@ def _tegrastats_line() -> str:
         return ""
     try:
         process = subprocess.Popen(["tegrastats", "--interval", "100"], stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL, text=True)
+                                   stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     except OSError:
         return ""
+
+    def stop() -> None:  # the whole group: a wrapper script's child would keep the pipe open
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+    timer = threading.Timer(5.0, stop)  # a tegrastats that prints nothing must not hang the runner
+    timer.start()
     try:
         return (process.stdout.readline() if process.stdout else "").strip()
     finally:
-        process.kill()
+        timer.cancel()
+        stop()
         process.wait(timeout=5)
 
 
@@ -237,7 +251,7 @@ def clock_state() -> dict[str, object]:
     pi = pi_clocks()
     if pi is not None:
         state["pi"] = pi
-    if jetson_facts() is not None or shutil.which("tegrastats"):
+    if os.path.exists("/etc/nv_tegra_release") or shutil.which("tegrastats"):  # cheap: no dpkg queries here
         state["jetson"] = {"power_mode": " ".join(_command(["nvpmodel", "-q"]).split()) or None,
                            "clocks_locked": _clocks_locked(), **parse_tegrastats(_tegrastats_line())}
     return state

@@ -2,7 +2,7 @@
 --host pi@10.0.0.5`.
 
 The files are those the export stage wrote and checked (export/artifacts.json rows that passed, or were built
-for the device), of every runtime the device runner executes — ONNX Runtime, OpenVINO, ncnn, ExecuTorch, LiteRT —
+for the device; not the PTQ baseline), of every runtime the device runner executes — ONNX Runtime, OpenVINO, ncnn, ExecuTorch, LiteRT —
 each timed with the precision its row records. Devices run in parallel, files one after another on each, so two
 files never share a board's cores.
 """
@@ -36,9 +36,13 @@ def run_folder_files(folder: Path) -> list[dict[str, Any]]:
     runnable = {BACKENDS.get(n).runtime for n in backend_names() if BACKENDS.get(n).remote_runner}
     picked = []
     for row in rows if isinstance(rows, list) else []:
-        path = Path(row.get("path") or "")
-        if row.get("status") in PROFILED_STATUSES and row.get("runtime") in runnable and path.is_file():
-            picked.append({**row, "path": path})
+        if row.get("status") not in PROFILED_STATUSES or row.get("runtime") not in runnable or not row.get("path") \
+                or row.get("variant") == "ptq":  # the PTQ baseline is reported beside QAT, not shipped
+            continue
+        path = Path(folder) / row["path"]  # the export stage records paths relative to the run folder
+        if not path.is_file():
+            raise EdgekdError(f"{listing}: {row['path']} is listed but missing; rerun the export stage")
+        picked.append({**row, "path": path})
     if not picked:
         raise EdgekdError(f"{listing}: no checked file the device runner can time")
     return picked

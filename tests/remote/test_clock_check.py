@@ -45,6 +45,7 @@ def _vcgencmd(state: Path, throttled_before: str, throttled_after: str, arm_hz: 
             f'else touch "{state}"; echo "throttled={throttled_before}"; fi ;;\n'
             f'  measure_clock) echo "frequency(0)={arm_hz}" ;;\n'
             f'  measure_temp) echo "temp=61.3\'C" ;;\n'
+            f'  get_config) echo "arm_freq=2400" ;;\n'
             f'esac\n')
 
 
@@ -54,10 +55,11 @@ def test_a_pi_that_throttled_during_the_timed_runs_is_flagged(tiny_onnx, make_ta
                            vcgencmd=_vcgencmd(tmp_path / "called", "0x0", "0x50005", 2_400_000_000))
     result = profile_remote(tiny_onnx, make_target("rpi5"), FAST, options)
     check = result.environment["clock_check"]
-    assert check["before"]["pi"] == {"throttled": 0, "arm_mhz": 2400, "temp_c": 61.3}
+    assert check["before"]["pi"] == {"throttled": 0, "arm_mhz": 2400, "temp_c": 61.3, "arm_freq_config_mhz": 2400}
     assert check["after"]["pi"]["throttled"] == 0x50005
     assert not check["trusted"]
     assert "under-voltage after timing (vcgencmd get_throttled 0x50005)" in check["flags"]
+    assert "throttled after timing (vcgencmd get_throttled 0x50005)" in check["flags"]
     assert "throttled during the timed runs" in check["flags"]
     assert summary(check).startswith("UNTRUSTED: under-voltage")
 
@@ -93,7 +95,20 @@ def test_a_jetson_records_its_power_mode_clocks_and_temperatures(tiny_onnx, make
     jetson = check["after"]["jetson"]
     assert jetson["power_mode"] == "NV Power Mode: 15W 0" and jetson["cpu_mhz"] == [729, 729, 729]
     assert jetson["gpu_mhz"] == 305 and jetson["temps_c"] == {"cpu": 47.2, "soc2": 45.5, "tj": 48.1}
-    assert check["flags"] == ["ran at 729 MHz, below the nominal 1500 MHz"]
+    if check["after"]["cpu_mhz"] is None:  # no cpufreq on this host: tegrastats' clock is the one judged
+        assert check["flags"] == ["ran at 729 MHz, below the nominal 1500 MHz"]
+
+
+def test_a_tegrastats_that_prints_nothing_does_not_hang_the_runner(tmp_path, monkeypatch) -> None:
+    import time
+
+    from edgekd.profile import remote_runner
+
+    _program(tmp_path, "tegrastats", "sleep 60\n")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    start = time.monotonic()
+    assert remote_runner._tegrastats_line() == ""
+    assert time.monotonic() - start < 15
 
 
 # ------------------------------------------------------------------ the judge on records
@@ -105,9 +120,13 @@ def test_the_judge_passes_a_clean_record_and_fails_each_kind_of_bad_one() -> Non
     assert judge(capped, 2400)["flags"] == ["ARM clock capped after timing (vcgencmd get_throttled 0x2)"]
     earlier = {"before": {"pi": {"throttled": 0x40000, "arm_mhz": 2400}},
                "after": {"pi": {"throttled": 0x40000, "arm_mhz": 2400}}}
-    assert judge(earlier, 2400)["trusted"]  # throttled before this run (since boot), not during it
+    verdict = judge(earlier, 2400)
+    assert verdict["trusted"] and "already occurred since boot" in verdict["notes"][0]  # not during this run
     slow = {"before": {}, "after": {"cpu_mhz": 2000}}
     assert not judge(slow, 2400)["trusted"] and judge(slow, None)["trusted"]
+    # an early Pi 4 configured for 1500 MHz is at its own nominal clock, whatever the catalogue's maximum
+    own = {"before": {}, "after": {"pi": {"throttled": 0, "arm_mhz": 1500, "arm_freq_config_mhz": 1500}}}
+    assert judge(own, 1800)["trusted"]
     assert judge(None, 2400) | {} and judge(None, 2400)["recorded"] is False
 
 
