@@ -133,12 +133,45 @@ def _int8(module, example: tuple, calibration_path: str):
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    prepared = prepare_pt2e(torch.export.export(module, example).module(), quantizer)
+    graph_module = torch.export.export(module, example).module()
+    _leave_integer_ops_unquantized(graph_module)
+    prepared = prepare_pt2e(graph_module, quantizer)
     data = np.load(calibration_path, allow_pickle=False).astype(np.float32)
     batch = example[0].shape[0]
     for start in range(0, len(data) - batch + 1, batch):
         prepared(torch.from_numpy(data[start:start + batch]))
     return convert_pt2e(prepared, fold_quantize=False), QuantConfig(pt2e_quantizer=quantizer)
+
+
+def _leave_integer_ops_unquantized(graph_module) -> int:
+    """Mark every op with an integer tensor in or out (an index, an anchor grid from `arange`) as annotated with
+    nothing, and make integer scalars of float ops floats: LiteRT's quantizer would otherwise put an observer on
+    an int64 tensor (for `x * stride` it turns the scalar into an int64 constant), which PT2E's histogram observer
+    cannot take (the layout student's box decoding). Integer tensors are not quantized anyway."""
+    import torch
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    def integer(value) -> bool:
+        tensor = value.meta.get("val")
+        if value.op == "get_attr":  # constants (a stride table) carry no metadata: look at the tensor itself
+            tensor = _attribute(graph_module, value.target)
+        return isinstance(tensor, torch.Tensor) and not (tensor.is_floating_point() or tensor.is_complex())
+
+    aten = torch.ops.aten
+    arithmetic = {aten.mul.Tensor, aten.add.Tensor, aten.sub.Tensor, aten.div.Tensor}
+    marked = 0
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        if integer(node) or any(integer(arg) for arg in node.all_input_nodes):
+            node.meta["quantization_annotation"] = QuantizationAnnotation(_annotated=True)
+            marked += 1
+        elif node.target in arithmetic and isinstance(node.meta.get("val"), torch.Tensor) \
+                and node.meta["val"].is_floating_point() and any(type(a) is int for a in node.args):
+            # `x * 8` on a float x: the quantizer turns the scalar into an int64 constant and observes it
+            node.args = tuple(float(a) if type(a) is int else a for a in node.args)
+    graph_module.recompile()
+    return marked
 
 
 def float_boundaries(model_bytes: bytes) -> tuple[bytes, int]:
