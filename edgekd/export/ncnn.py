@@ -110,7 +110,9 @@ def _convert(onnx_path: Path, out_path: Path, shape: tuple[int, ...], *, fp16: b
         work = Path(scratch)
         local = work / "model.onnx"
         shutil.copyfile(onnx_path, local)
+        _fold_for_batch(local, shape[0])
         scatter_add_as_matmul(local)
+        identity_gathers_as_reshape(local)
         argv = [pnnx.EXEC_PATH, str(local), f"inputshape={_shape_arg(shape)}", f"fp16={int(fp16)}",
                 *(f"{key}={work / name}" for key, name in _PNNX_OUTPUTS.items())]
         try:
@@ -133,6 +135,70 @@ def _convert(onnx_path: Path, out_path: Path, shape: tuple[int, ...], *, fp16: b
 _PNNX_OUTPUTS = {"ncnnparam": "model.ncnn.param", "ncnnbin": "model.ncnn.bin", "ncnnpy": "model_ncnn.py",
                  "pnnxparam": "model.pnnx.param", "pnnxbin": "model.pnnx.bin", "pnnxpy": "model_pnnx.py",
                  "pnnxonnx": "model.pnnx.onnx"}
+
+
+def _fold_for_batch(onnx_path: Path, batch: int) -> None:
+    """Fix the input's batch to the one ncnn runs (an ncnn blob has none) and fold what that makes constant:
+    shape arithmetic the dynamo exporter writes for a dynamic batch (Shape → Range → Gather) becomes constants
+    ncnn can take. onnxslim is the simplifier the ONNX export already uses; if it fails, the file stays as it was."""
+    import onnx
+    import onnxslim
+
+    model = onnx.load(str(onnx_path))
+    for value in model.graph.input[:1]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].ClearField("dim_param")
+            dims[0].dim_value = batch
+    try:
+        onnx.save(onnxslim.slim(model), str(onnx_path))
+    except Exception:  # noqa: BLE001 - a simplifier failure leaves the exporter's own graph, which pnnx then judges
+        pass
+
+
+def identity_gathers_as_reshape(onnx_path: Path) -> int:
+    """Rewrite, in place, a Gather that picks every element of a 1-D tensor in order (indices 0..n-1 in any
+    shape) as the Reshape it is. The dynamo exporter writes a flatten of a pooled tensor that way (`as_strided`;
+    the gaze students' timm head), and ncnn has no Gather layer. Returns how many were rewritten."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    lengths = _static_lengths(model)
+    rewritten = 0
+    for node in list(graph.node):
+        index = constants.get(node.input[1]) if node.op_type == "Gather" and len(node.input) > 1 else None
+        if index is None or lengths.get(node.input[0]) != index.size \
+                or not np.array_equal(index.reshape(-1), np.arange(index.size)):
+            continue
+        shape_name = f"{node.name or node.output[0]}_shape"
+        graph.initializer.append(numpy_helper.from_array(np.array(index.shape, np.int64), shape_name))
+        graph.node.insert(list(graph.node).index(node), helper.make_node(
+            "Reshape", [node.input[0], shape_name], [node.output[0]], name=f"{node.name}_as_reshape"))
+        graph.node.remove(node)
+        rewritten += 1
+    if rewritten:
+        _drop_dead_nodes(graph)
+        onnx.save(model, str(onnx_path))
+    return rewritten
+
+
+def _static_lengths(model: Any) -> dict[str, int]:
+    """The length of every value shape inference knows to be 1-D and static."""
+    from onnx import shape_inference
+
+    inferred = shape_inference.infer_shapes(model).graph
+    lengths = {}
+    for value in [*inferred.value_info, *inferred.input]:
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 1 and dims[0].HasField("dim_value"):
+            lengths[value.name] = dims[0].dim_value
+    for initializer in inferred.initializer:
+        if len(initializer.dims) == 1:
+            lengths[initializer.name] = initializer.dims[0]
+    return lengths
 
 
 def scatter_add_as_matmul(onnx_path: Path) -> int:

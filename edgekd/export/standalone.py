@@ -23,6 +23,7 @@ from edgekd.errors import EdgekdError
 from edgekd.export.orchestrate import ExportRow
 
 PARITY_SEED = 0
+RANDOM_WEIGHTS_SEED = 0  # a timm model without --weights: seeded, so two runs check the same network
 ROLE = "model"
 
 
@@ -38,7 +39,11 @@ def build_model_spec(spec: str, weights: Optional[Path] = None) -> Any:
 
         hint = closest(name, timm.list_models())
         raise EdgekdError(f"unknown timm model '{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
-    model = timm.create_model(name, pretrained=False)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)  # random weights, but the same ones every run: numbers reproduce
+        model = timm.create_model(name, pretrained=False)
     if weights is not None:
         load_state_into(model, weights)  # weights_only=True: a checkpoint cannot run code
     return model.eval()

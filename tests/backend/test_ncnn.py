@@ -156,3 +156,26 @@ def test_a_scatter_with_computed_indices_is_left_alone(tmp_path) -> None:
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     before = path.read_bytes()
     assert scatter_add_as_matmul(path) == 0 and path.read_bytes() == before
+
+
+@pytest.mark.parametrize(("indices", "rewritten"), [(np.arange(6).reshape(1, 6, 1, 1), 1),
+                                                     (np.array([[1, 0, 2, 3, 4, 5]]), 0)])
+def test_a_gather_of_every_element_in_order_becomes_a_reshape(indices, rewritten, tmp_path) -> None:
+    """The dynamo exporter's flatten of a pooled tensor (`as_strided`: a Gather of 0..n-1); any other order stays
+    a Gather (and is refused: ncnn has no Gather layer)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    from edgekd.export.ncnn import identity_gathers_as_reshape
+
+    nodes = [helper.make_node("Gather", ["x", "index"], ["y"], axis=0)]
+    graph = helper.make_graph(nodes, "flatten", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(indices.astype(np.int64), "index")])
+    path = tmp_path / "gather.onnx"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    x = np.arange(6, dtype=np.float32) * 1.5
+    before = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
+    assert identity_gathers_as_reshape(path) == rewritten
+    after = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
+    assert np.array_equal(before, after)

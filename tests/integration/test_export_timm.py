@@ -20,11 +20,21 @@ def test_mobilenetv3_exports_to_every_runnable_backend_with_parity(tmp_path: Pat
     backends = ["-b", "onnx", "-b", "openvino", "-b", "tensorrt", *(["-b", "ncnn"] if ncnn else [])]
     result = run_cli("export", "timm:mobilenetv3_large_100", "--input-shape", "1,3,128,128", "--out", str(out),
                      *backends, "--json", timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
     rows = {(row["backend"], row["precision"]): row for row in json.loads(result.stdout)}
+    # On a CPU with AMX or AVX-512 BF16, OpenVINO computes an fp16 IR in bf16 (its own choice, which parity checks
+    # because it is what the profiler times): the seeded random MobileNetV3 then misses the fp16 SNR budget
+    # (24.8 dB < 30 dB on a Xeon with AMX) and the export fails, as it should. Elsewhere it passes.
+    ov_fp16 = rows[("openvino", "fp16")]
+    bf16_host = (ov_fp16["parity"].get("execution") or {}).get("inference_precision") == "bf16"
+    if bf16_host and ov_fp16["status"] == "failed":
+        assert result.returncode == 1 and ov_fp16["reason"].startswith("SNR"), ov_fp16
+    else:
+        assert result.returncode == 0, result.stderr[-3000:]
     ncnn_rows = [("ncnn", "fp32"), ("ncnn", "fp16")] if ncnn else []
     for key in [("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "fp16"), *ncnn_rows]:
         row = rows[key]
+        if key == ("openvino", "fp16") and bf16_host and row["status"] == "failed":
+            continue
         assert row["status"] == "passed", row
         parity = row["parity"]  # scaled to the outputs: SNR and top-1 agreement, the absolute |Δ| reported
         assert parity["snr_db"] >= parity["budget_min_snr_db"] and parity["budget_max_abs_diff"] is None
