@@ -76,8 +76,9 @@ class Exporter(ABC):
     calibrates_int8: bool = False
 
     def runs_here(self) -> bool:
-        """Whether this host can execute the backend's files now (parity checks and timing)."""
-        return False
+        """Whether this host can execute the backend's files now (parity checks and timing): a CPU runtime whose
+        modules are installed."""
+        return self.host_cpu and self.is_available()
 
     def open_session(self, path: Path, *, threads: int, precision: str, static_shape: Optional[Sequence[int]] = None,
                      arithmetic: str = "timed") -> Any:

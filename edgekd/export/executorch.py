@@ -23,7 +23,7 @@ import numpy as np
 from edgekd.artifacts import atomic_write_bytes, sha256_file
 from edgekd.errors import EdgekdError, first_line
 from edgekd.export.base import Exporter, ExportResult
-from edgekd.profile.sessions import Session
+from edgekd.profile.sessions import Session, run_in_fixed_batches
 
 
 class ExecuTorchExporter(Exporter):
@@ -40,9 +40,6 @@ class ExecuTorchExporter(Exporter):
     remote_runner = "executorch"
     host_cpu = True
     reads_suffixes = (".pte",)
-
-    def runs_here(self) -> bool:
-        return self.is_available()
 
     def open_session(self, path, *, threads, precision, static_shape=None, arithmetic="timed"):
         return ExecuTorchSession(Path(path), threads, precision)
@@ -206,12 +203,9 @@ class ExecuTorchSession(Session):
     def run(self, array: np.ndarray) -> list[np.ndarray]:
         import torch
 
-        batch = self._shape[0] if self._shape else 1
-        per_call = []
-        for start in range(0, len(array), batch):  # a program's batch is fixed at export
-            chunk = torch.from_numpy(np.ascontiguousarray(array[start:start + batch], dtype=np.float32))
-            per_call.append([output.numpy() for output in self.method.execute([chunk])])
-        return [np.concatenate([call[i] for call in per_call]) for i in range(len(per_call[0]))]
+        batch = self._shape[0] if self._shape else 1  # a program's batch is fixed at export
+        return run_in_fixed_batches(array, batch, lambda chunk: [
+            output.numpy() for output in self.method.execute([torch.from_numpy(chunk)])])
 
     def metadata(self) -> dict[str, str]:
         return {"edgekd.precision": self.precision}

@@ -32,7 +32,7 @@ from edgekd.errors import EdgekdError, first_line
 from edgekd.export.base import Exporter, ExportResult
 from edgekd.export.executorch import _float_twin
 from edgekd.profile.remote_runner import tflite_output_order
-from edgekd.profile.sessions import Session
+from edgekd.profile.sessions import Session, run_in_fixed_batches
 
 CONVERT_TIMEOUT_S = 1800
 _CONVERTER = Path(__file__).with_name("litert_convert.py")
@@ -53,9 +53,6 @@ class LiteRtExporter(Exporter):
     remote_runner = "tflite"
     host_cpu = True
     reads_suffixes = (".tflite",)
-
-    def runs_here(self) -> bool:
-        return self.is_available()
 
     def doctor_note(self) -> str:
         from edgekd.export import litert_env
@@ -174,13 +171,12 @@ class LiteRtSession(Session):
         return self._shape
 
     def run(self, array: np.ndarray) -> list[np.ndarray]:
-        batch = self._shape[0] if self._shape else 1
-        per_call = []
-        for start in range(0, len(array), batch):  # the batch is fixed at conversion
-            chunk = np.ascontiguousarray(array[start:start + batch], dtype=np.float32)
-            result = self.runner(**{self.input_name: chunk})
-            per_call.append([result[name] for name in self.outputs])
-        return [np.concatenate([call[i] for call in per_call]) for i in range(len(self.outputs))]
+        batch = self._shape[0] if self._shape else 1  # the batch is fixed at conversion
+        return run_in_fixed_batches(array, batch, self._call)
+
+    def _call(self, chunk: np.ndarray) -> list[np.ndarray]:
+        result = self.runner(**{self.input_name: chunk})
+        return [result[name] for name in self.outputs]
 
     def metadata(self) -> dict[str, str]:
         return {"edgekd.precision": self.precision}

@@ -32,7 +32,7 @@ from edgekd.artifacts import atomic_path, sha256_file
 from edgekd.errors import EdgekdError
 from edgekd.export.base import Exporter, ExportResult
 from edgekd.profile.remote_runner import ncnn_input_shape, ncnn_output_order, pin_ncnn_fp32
-from edgekd.profile.sessions import ARITHMETIC, Session
+from edgekd.profile.sessions import ARITHMETIC, Session, run_in_fixed_batches
 
 PNNX_TIMEOUT_S = 600
 NCNN_PARAM_MAGIC = "7767517"  # the first line of every ncnn .param file
@@ -55,9 +55,6 @@ class NcnnExporter(Exporter):
     remote_runner = "ncnn"
     host_cpu = True
     reads_suffixes = (".param",)
-
-    def runs_here(self) -> bool:
-        return self.is_available()
 
     def declared_input(self, path: Path) -> list:
         from edgekd.paths import read_text
@@ -462,20 +459,20 @@ class NcnnSession(Session):
         return self._shape
 
     def run(self, array: np.ndarray) -> list[np.ndarray]:
+        return run_in_fixed_batches(array, 1, self._one_sample)  # ncnn blobs carry no batch dimension
+
+    def _one_sample(self, chunk: np.ndarray) -> list[np.ndarray]:
         import ncnn
 
-        per_sample = []
-        for sample in np.ascontiguousarray(array, dtype=np.float32):
-            extractor = self.net.create_extractor()
-            extractor.input(self.inputs[0], ncnn.Mat(np.ascontiguousarray(sample)))
-            outputs = []
-            for name in self.outputs:
-                status, mat = extractor.extract(name)
-                if status != 0:
-                    raise EdgekdError(f"{self.path.name}: ncnn failed to compute {name} (status {status})")
-                outputs.append(np.array(mat)[None])  # ncnn blobs carry no batch dimension
-            per_sample.append(outputs)
-        return [np.concatenate([sample[i] for sample in per_sample]) for i in range(len(self.outputs))]
+        extractor = self.net.create_extractor()
+        extractor.input(self.inputs[0], ncnn.Mat(np.ascontiguousarray(chunk[0])))
+        outputs = []
+        for name in self.outputs:
+            status, mat = extractor.extract(name)
+            if status != 0:
+                raise EdgekdError(f"{self.path.name}: ncnn failed to compute {name} (status {status})")
+            outputs.append(np.array(mat)[None])
+        return outputs
 
     def metadata(self) -> dict[str, str]:
         return {"edgekd.precision": self.precision}

@@ -36,9 +36,6 @@ class OpenVinoExporter(Exporter):
     host_cpu = True
     reads_suffixes = (".xml", ".onnx")
 
-    def runs_here(self) -> bool:
-        return self.is_available()
-
     def declared_input(self, path: Path) -> list:
         import xml.etree.ElementTree as ElementTree
 

@@ -52,6 +52,14 @@ class Session:
         return {}
 
 
+def run_in_fixed_batches(array: np.ndarray, batch: int, call: Any) -> list[np.ndarray]:
+    """Outputs of a file whose batch is fixed (ExecuTorch, LiteRT; ncnn runs one sample): `call` on consecutive
+    `batch`-sized float32 chunks of `array`, each output joined along the batch axis."""
+    per_call = [call(np.ascontiguousarray(array[start:start + batch], dtype=np.float32))
+                for start in range(0, len(array), batch)]
+    return [np.concatenate(outputs) for outputs in zip(*per_call)]
+
+
 class OrtSession(Session):
     runtime = "onnxruntime"
 
