@@ -24,6 +24,7 @@ from edgekd.artifacts import atomic_write_bytes, sha256_file
 from edgekd.errors import EdgekdError, first_line
 from edgekd.export.base import Exporter, ExportResult
 from edgekd.profile.sessions import Session, run_in_fixed_batches
+from edgekd.quant.nncf_quant import float_twin
 
 
 class ExecuTorchExporter(Exporter):
@@ -58,7 +59,7 @@ class ExecuTorchExporter(Exporter):
         try:
             with torch.no_grad():
                 int8 = precision == "int8"
-                graph = _pt2e_int8(_float_twin(model), example_input, calibration) if int8 else model.eval()
+                graph = _pt2e_int8(float_twin(model), example_input, calibration) if int8 else model.eval()
                 program = _lowered(graph, example_input)
         except Exception as error:  # torch.export and the lowering raise many types, with long messages
             raise EdgekdError(f"ExecuTorch cannot export {type(model).__name__}: {first_line(error)}") from error
@@ -74,27 +75,6 @@ class ExecuTorchExporter(Exporter):
 
 _INT8_RECIPE = {"quantizer": "XNNPACKQuantizer, symmetric per-channel weights",
                 "ranges": "PT2E calibration on the QAT model's weights"}
-
-
-def _float_twin(model: Any) -> Any:
-    """The float module under an NNCF quantized model: its (QAT fine-tuned) weights, none of its quantizers.
-
-    NNCF 3 wraps the module in place (a patched `forward` and a hook-storage submodule holding the quantizers);
-    a copy with those three removed runs the module's own forward on the same parameters. A plain module is
-    copied as it is.
-    """
-    import copy
-
-    twin = copy.deepcopy(model)
-    try:
-        from nncf.torch.function_hook.wrapper import ATR_HOOK_STORAGE, is_wrapped
-    except ImportError:
-        return twin.eval()
-    if is_wrapped(twin):
-        twin.__dict__.pop("forward")
-        twin.__dict__.pop("_replicate_for_data_parallel", None)
-        delattr(twin, ATR_HOOK_STORAGE)
-    return twin.eval()
 
 
 def _pt2e_int8(model: Any, example_input: Any, calibration: Any) -> Any:

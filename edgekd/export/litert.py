@@ -30,7 +30,7 @@ import numpy as np
 from edgekd.artifacts import atomic_path, sha256_file
 from edgekd.errors import EdgekdError, first_line
 from edgekd.export.base import Exporter, ExportResult
-from edgekd.export.executorch import _float_twin
+from edgekd.quant.nncf_quant import float_twin
 from edgekd.profile.remote_runner import tflite_output_order
 from edgekd.profile.sessions import Session, run_in_fixed_batches
 
@@ -87,7 +87,7 @@ class LiteRtExporter(Exporter):
             program = Path(scratch) / "model.pt2"
             try:
                 with torch.no_grad():
-                    module = _float_twin(model) if int8 else model.eval()
+                    module = float_twin(model) if int8 else model.eval()
                     torch.export.save(torch.export.export(module, (example_input,)), program)
             except Exception as error:  # torch.export raises many types, with long messages
                 raise EdgekdError(f"LiteRT: torch.export cannot trace {type(model).__name__}: "

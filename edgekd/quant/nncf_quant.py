@@ -275,3 +275,24 @@ def load_quantized(float_model: Any, path: Path) -> Any:
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     setattr(model, FOLDS_ATTR, folds)
     return model.eval()
+
+
+def float_twin(model: Any) -> Any:
+    """The float module under an NNCF quantized model: its (QAT fine-tuned) weights, none of its quantizers.
+
+    NNCF 3 wraps the module in place (a patched `forward` and a hook-storage submodule holding the quantizers);
+    a copy with those three removed runs the module's own forward on the same parameters. A plain module is
+    copied as it is. The PT2E backends (ExecuTorch, LiteRT) quantize this copy themselves.
+    """
+    import copy
+
+    twin = copy.deepcopy(model)
+    try:
+        from nncf.torch.function_hook.wrapper import ATR_HOOK_STORAGE, is_wrapped
+    except ImportError:
+        return twin.eval()
+    if is_wrapped(twin):
+        twin.__dict__.pop("forward")
+        twin.__dict__.pop("_replicate_for_data_parallel", None)
+        delattr(twin, ATR_HOOK_STORAGE)
+    return twin.eval()

@@ -61,7 +61,7 @@ def test_int8_from_an_nncf_model_keeps_its_weights_and_passes_the_int8_budget(tm
     quantizes too coarsely for two calibrations to agree."""
     nncf = pytest.importorskip("nncf")
     timm = pytest.importorskip("timm")
-    from edgekd.export.executorch import _float_twin
+    from edgekd.quant.nncf_quant import float_twin
 
     torch.manual_seed(0)
     shape = (1, 3, 32, 32)
@@ -69,7 +69,7 @@ def test_int8_from_an_nncf_model_keeps_its_weights_and_passes_the_int8_budget(tm
     calibration = rng.standard_normal((16, *shape[1:])).astype(np.float32)
     quantized = nncf.quantize(timm.create_model("resnet18", pretrained=False).eval(),
                               nncf.Dataset([torch.from_numpy(c[None]) for c in calibration]), subset_size=16)
-    twin = _float_twin(quantized)
+    twin = float_twin(quantized)
     assert not any("nncf" in name for name, _ in twin.named_modules())
     carried = dict(quantized.named_parameters())  # NNCF's weights: bias-corrected here, fine-tuned after QAT
     assert all(torch.equal(value, carried[name]) for name, value in twin.named_parameters())
