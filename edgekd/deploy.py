@@ -19,13 +19,14 @@ from pydantic import BaseModel, ConfigDict
 from edgekd.errors import EdgekdError
 from edgekd.export import backend_for_file, runner_runtime_for
 from edgekd.profile.remote import (
-    RUNNER, ModelFiles, RefusedOnDevice, RemoteOptions, expect_args, require_ok, run_runner, upload,
+    RUNNER, ModelFiles, RefusedOnDevice, RemoteOptions, expect_args, require_ok, run_runner, runner_files, upload,
 )
 from edgekd.profile.model_check import check_model_file
 from edgekd.profile.ssh import Session, connect, with_retries
 from edgekd.profile.targets import DeviceTarget
 
-RUNNER_NAME = f".edgekd/{RUNNER.name}"  # beside the artifacts, out of the way of the user's files
+RUNNER_FOLDER = ".edgekd"  # the runner goes beside the artifacts, out of the way of the user's files
+RUNNER_NAME = f"{RUNNER_FOLDER}/{RUNNER}"
 
 
 class DeployItem(BaseModel):
@@ -91,7 +92,7 @@ def deploy(
 def _deploy_once(files: dict[str, Path], hashes: dict[str, str], target: DeviceTarget, folder: str,
                  options: RemoteOptions, input_shape: Optional[tuple[int, ...]]) -> DeployReport:
     with connect(target, options) as session:
-        upload(session, {**files, RUNNER_NAME: RUNNER}, folder)
+        upload(session, {**files, **runner_files(RUNNER_FOLDER)}, folder)
         checked = require_ok(target, _runner(session, folder, options, ["verify", *expect_args(hashes)]))
         environment = checked["environment"]
         items = []

@@ -50,6 +50,8 @@ class Exporter(ABC):
     """
 
     name: str = ""  # the recipe's export.backends key and `--backend`
+    # Where the backend comes among the others: tables, CLI choices and the default profile runtimes follow it.
+    listing_order: int = 100
     runtime: str = ""  # the runtime that executes what this backend writes: export.deploy and profile.runtimes keys
     precisions: tuple[str, ...] = ()
     # Precisions this backend could be asked for but does not produce, each with the reason.
@@ -64,8 +66,8 @@ class Exporter(ABC):
     doctor_modules: tuple[str, ...] = ()  # distributions `doctor` reports the versions of
     # int8: the ONNX placement its file is made from (edgekd.export.int8_graph): "onnxruntime" or "explicit".
     int8_placement: str = "explicit"
-    # The runtime name edgekd/profile/remote_runner.py runs this backend's files under on a device; None when
-    # the device route is another (TensorRT: trtexec).
+    # The runtime the device runner times this backend's files under (its module edgekd/device_runner/runtimes/
+    # NAME.py); None when the device route is another (TensorRT: trtexec).
     remote_runner: Optional[str] = None
     # Its files run on a CPU session on any host where its modules are installed (parity checks and timing
     # here); False for a runtime that needs the device (TensorRT).

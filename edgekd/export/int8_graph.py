@@ -256,7 +256,7 @@ def _simplified(proto: Any, learned: dict[str, Quantizer]) -> Any:
     """onnxslim's constant folding of the float graph (the shape arithmetic the TorchScript exporter leaves, which
     ONNX Runtime would otherwise compute at every call), kept only if every tensor QAT quantized keeps its name;
     the graph as it was otherwise (it quantizes all the same)."""
-    from edgekd.export.onnx import slim_or_keep
+    from edgekd.export.backends.onnx import slim_or_keep
 
     with _quiet_root_logger():
         slimmed, failure = slim_or_keep(proto)

@@ -77,7 +77,7 @@ class ExportSettings:
     def __post_init__(self) -> None:
         import re
 
-        from edgekd.export.onnx import check_opset
+        from edgekd.export.backends.onnx import check_opset
 
         check_opset(self.opset)
         if not re.fullmatch(TENSORRT_VERSION_PATTERN, self.tensorrt_target):

@@ -1,5 +1,5 @@
 """Whether a device measurement can be trusted: the clocks and throttle state the runner recorded before and after
-timing (edgekd/profile/remote_runner.py `clock_state`), judged against the device's nominal clock.
+timing (edgekd/device_runner/board.py `clock_state`), judged against the device's nominal clock.
 
 Published Raspberry Pi and Jetson latencies often fail to reproduce because the board throttled (a weak supply,
 heat) or ran below its clock (a governor, a power mode); a measurement that did is flagged, not dropped, and the

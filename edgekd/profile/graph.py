@@ -92,7 +92,7 @@ def _shapes(proto: Any) -> tuple[dict[str, list[int]], set[str], int]:
 
 
 def _slim(proto: Any) -> Any:
-    from edgekd.export.onnx import slim_or_keep
+    from edgekd.export.backends.onnx import slim_or_keep
 
     # onnxslim raises on graphs it cannot fold; the unfolded shapes are then the best we have
     return slim_or_keep(proto)[0]

@@ -14,7 +14,7 @@ from typing import Sequence
 from edgekd.errors import EdgekdError
 from edgekd.profile.local import ProfileResult
 from edgekd.profile.remote import FleetOutcome, ModelFiles, ProfileSettings, RemoteOptions, profile_fleet
-from edgekd.profile.remote_runner import RunnerError, resolve_shape, usable_cores
+from edgekd.device_runner.common import RunnerError, resolve_shape, usable_cores
 from edgekd.profile.targets import DeviceTarget
 
 

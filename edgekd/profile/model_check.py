@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from edgekd.errors import EdgekdError
-from edgekd.profile.remote_runner import RunnerError, resolve_shape
+from edgekd.device_runner.common import RunnerError, resolve_shape
 
 
 def check_model_file(path: Path, input_shape: Optional[Sequence[int]] = None) -> None:

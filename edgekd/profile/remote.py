@@ -1,7 +1,7 @@
 """Latency of an ONNX or OpenVINO IR artifact measured on a device over SSH, one device or a fleet at once.
 
 Each attempt: connect (host key verified) → fresh temp dir on the device → copy the artifact and
-remote_runner.py → the runner checks every file's sha256 on the device, then times the model with the
+the device runner (edgekd/device_runner) → it checks every file's sha256 on the device, then times the model with the
 device's python3, numpy and runtime → one JSON line back → the temp dir is removed. The result is the
 same `ProfileResult` local profiling returns, with mode "measured-remote" and the device's environment.
 
@@ -22,7 +22,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from edgekd.errors import EdgekdError
 from edgekd.export import PRECISIONS
-from edgekd.profile import remote_runner
+from edgekd.device_runner.common import RESULT_MARKER
 from edgekd.profile.local import ProfileResult, rounded_samples
 from edgekd.profile.model_check import check_model_file
 from edgekd.profile.ssh import Session, SshOptions, connect, with_retries
@@ -32,7 +32,15 @@ from edgekd.profile.targets import DeviceTarget, target_from_host
 __all__ = ["ProfileSettings", "RemoteOptions", "RefusedOnDevice", "FleetOutcome", "profile_remote", "profile_fleet",
            "target_from_host"]
 
-RUNNER = Path(remote_runner.__file__)
+RUNNER = "edgekd_runner"  # edgekd/device_runner, copied whole, is this folder on the device
+_RUNNER_SOURCE = Path(__file__).resolve().parent.parent / "device_runner"
+
+
+def runner_files(under: str = "") -> dict[str, Path]:
+    """The device runner's files keyed by their path on the device (inside `under`, relative to the workdir)."""
+    folder = posixpath.join(under, RUNNER) if under else RUNNER
+    return {posixpath.join(folder, *path.relative_to(_RUNNER_SOURCE).parts): path
+            for path in sorted(_RUNNER_SOURCE.rglob("*.py"))}
 
 
 @dataclass(frozen=True)
@@ -191,7 +199,7 @@ def _profile_once(files: ModelFiles, target: DeviceTarget, settings: ProfileSett
     from edgekd.export import backend_for_runtime
 
     with connect(target, options) as session, remote_tempdir(session) as workdir:
-        upload(session, {**files.paths, RUNNER.name: RUNNER}, workdir)
+        upload(session, {**files.paths, **runner_files()}, workdir)
         runner_name = backend_for_runtime(runtime).remote_runner
         args = ["profile", files.primary.name, *expect_args(files.hashes), *settings.runner_args(runner_name)]
         return require_ok(target, run_runner(session, workdir, options.python, args))
@@ -245,12 +253,12 @@ def expect_args(hashes: dict[str, str]) -> list[str]:
 
 
 def run_runner(session: Session, workdir: str, python: str, args: Sequence[str],
-               runner: str = RUNNER.name) -> dict[str, Any]:
+               runner: str = RUNNER) -> dict[str, Any]:
     """Start the runner in `workdir` and return its JSON payload (ok or not)."""
     done = session.run([python, runner, *args], cwd=workdir)
     for line in reversed(done.stdout.splitlines()):
-        if line.startswith(remote_runner.RESULT_MARKER):
-            return json.loads(line[len(remote_runner.RESULT_MARKER):])
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER):])
     label = session.target.label
     if done.returncode == 127:
         raise EdgekdError(f"{label}: {python!r} was not found on the device; pass --remote-python")

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from edgekd.errors import EdgekdError
 from edgekd.profile.local import ProfileResult, rounded_samples
-from edgekd.profile.remote_runner import RunnerError, resolve_shape
+from edgekd.device_runner.common import RunnerError, resolve_shape
 from edgekd.profile.ssh import Session, connect, with_retries
 from edgekd.profile.stats import LatencyStats
 
@@ -107,21 +107,21 @@ def profile_tensorrt(files: Any, target: Any, settings: Any, options: Any) -> Pr
 
 
 def _profile_once(tools, files, spec, precision, target, settings, options) -> dict[str, Any]:
-    from edgekd.profile.remote import RUNNER, expect_args, remote_tempdir, require_ok, run_runner, upload
+    from edgekd.profile.remote import RUNNER, expect_args, remote_tempdir, require_ok, run_runner, runner_files, upload
 
     with connect(target, options) as session, remote_tempdir(session) as workdir:
-        upload(session, {**files.paths, RUNNER.name: RUNNER}, workdir)
+        upload(session, {**files.paths, **runner_files()}, workdir)
         expect = expect_args(files.hashes)
         checked = require_ok(target, run_runner(session, workdir, options.python, ["verify", *expect]))
         version = (checked["environment"].get("jetson") or {}).get("tensorrt")
         argv = trtexec_argv(tools, files.primary.name, spec, precision, version, runs=settings.runs,
                             trtexec=options.trtexec)
-        timed = run_trtexec(session, workdir, options, argv, expect, RUNNER.name)
+        timed = run_trtexec(session, workdir, options, argv, expect, RUNNER)
         times = json.loads(session.check(["cat", "--", f"{workdir}/{TIMES_FILE}"]))
         engine = tools.engine_path_for(files.primary.name, precision)
         shapes = [arg for arg in argv if arg.startswith("--shapes=")]
         cold_argv = [options.trtexec, f"--loadEngine={engine}", *shapes, "--iterations=1", "--duration=0", "--warmUp=0"]
-        cold = run_trtexec(session, workdir, options, cold_argv, expect, RUNNER.name)
+        cold = run_trtexec(session, workdir, options, cold_argv, expect, RUNNER)
     return {"timed": timed, "times": times, "cold": cold, "argv": argv}
 
 

@@ -229,7 +229,7 @@ def export_qdq_onnx(model: Any, args: tuple[Any, ...], *, opset: int, input_name
     import torch
     from nncf.torch.quantization.layers import QuantizerExportMode
 
-    from edgekd.export.onnx import exact_index_add
+    from edgekd.export.backends.onnx import exact_index_add
 
     for _, quantizer in quantizers(model):
         quantizer.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)

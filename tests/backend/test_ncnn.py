@@ -110,7 +110,7 @@ def test_a_single_axis_mean_keeps_its_axis(tmp_path) -> None:
 def test_an_operator_ncnn_lacks_is_refused_at_export_naming_it() -> None:
     """pnnx keeps an operator ncnn has no layer for (mono3d's ScatterND) under its own name; ncnn would fail only
     when the device loads the file."""
-    from edgekd.export.ncnn import _check_supported
+    from edgekd.export.backends.ncnn import _check_supported
 
     param = "7767517\n3 3\nInput in0 0 1 in0\nScatterND scatter_0 1 1 in0 1\nConvolution conv_1 1 1 1 out0 0=4\n"
     with pytest.raises(EdgekdError, match="ncnn has no layer for ScatterND"):
@@ -122,8 +122,8 @@ def test_a_rows_scatter_becomes_a_matrix_product_and_passes_parity(inputs, tmp_p
     """ncnn has no ScatterND layer: the exact rewrite to MatMul makes the mono3d lift's form convertible."""
     import onnx
 
-    from edgekd.export.ncnn import scatter_add_as_matmul
-    from edgekd.export.onnx import OnnxExporter
+    from edgekd.export.backends.ncnn import scatter_add_as_matmul
+    from edgekd.export.backends.onnx import OnnxExporter
 
     torch.manual_seed(0)
     model = RowsScatter().eval()
@@ -142,7 +142,7 @@ def test_a_rows_scatter_becomes_a_matrix_product_and_passes_parity(inputs, tmp_p
 def test_a_scatter_with_computed_indices_is_left_alone(tmp_path) -> None:
     from onnx import TensorProto, helper, save
 
-    from edgekd.export.ncnn import scatter_add_as_matmul
+    from edgekd.export.backends.ncnn import scatter_add_as_matmul
 
     nodes = [helper.make_node("ConstantOfShape", ["shape"], ["zeros"]),
              helper.make_node("Cast", ["where"], ["index"], to=TensorProto.INT64),
@@ -166,7 +166,7 @@ def test_a_gather_of_every_element_in_order_becomes_a_reshape(indices, rewritten
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper, save
 
-    from edgekd.export.ncnn import identity_gathers_as_reshape
+    from edgekd.export.backends.ncnn import identity_gathers_as_reshape
 
     nodes = [helper.make_node("Gather", ["x", "index"], ["y"], axis=0)]
     graph = helper.make_graph(nodes, "flatten", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],

@@ -12,7 +12,7 @@ import pytest
 
 from edgekd.profile.clock_check import judge, nominal_mhz, summary
 from edgekd.profile.remote import ProfileSettings, profile_remote
-from edgekd.profile.remote_runner import parse_tegrastats
+from edgekd.device_runner.board import parse_tegrastats
 from tests.conftest import run_cli
 
 FAST = ProfileSettings(threads=1, warmup=2, runs=10)
@@ -102,12 +102,12 @@ def test_a_jetson_records_its_power_mode_clocks_and_temperatures(tiny_onnx, make
 def test_a_tegrastats_that_prints_nothing_does_not_hang_the_runner(tmp_path, monkeypatch) -> None:
     import time
 
-    from edgekd.profile import remote_runner
+    from edgekd.device_runner import board
 
     _program(tmp_path, "tegrastats", "sleep 60\n")
     monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
     start = time.monotonic()
-    assert remote_runner._tegrastats_line() == ""
+    assert board._tegrastats_line() == ""
     assert time.monotonic() - start < 15
 
 

@@ -26,7 +26,7 @@ def test_loading_a_recipe_does_not_import_exporters() -> None:
 def test_every_verb_stays_callable_after_the_subpackages_are_imported() -> None:
     """Importing a subpackage binds it to the package attribute of its name, which would hide a verb of that name."""
     code = (
-        "import edgekd, edgekd.export.onnx, edgekd.report.schema, edgekd.profile.local, edgekd.recipe;"
+        "import edgekd, edgekd.export.backends.onnx, edgekd.report.schema, edgekd.profile.local, edgekd.recipe;"
         "print([verb for verb in edgekd._VERBS if not callable(getattr(edgekd, verb))])"
     )
     hidden = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -7,7 +7,8 @@ import shlex
 import pytest
 
 from edgekd.errors import EdgekdError
-from edgekd.profile.remote_runner import RunnerError, _l4t_release, resolve_shape
+from edgekd.device_runner.board import _l4t_release
+from edgekd.device_runner.common import RunnerError, resolve_shape
 from edgekd.profile.ssh import shell_command
 from edgekd.profile.targets import load_fleet, parse_host, targets_from_cli
 

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edgekd.errors import EdgekdError  # noqa: E402
 from edgekd.export import EXPORTERS  # noqa: E402
-from edgekd.export.tensorrt import (  # noqa: E402
+from edgekd.export.backends.tensorrt import (  # noqa: E402
     BUNDLE_SCRIPT,
     fingerprint_mismatch,
     fingerprint_path,

@@ -67,7 +67,7 @@ class Mono3dModel(StrictModel):
     lift_reduce: Literal["sum", "mean"] = "mean"
     depth_samples: int = Field(4, ge=1, le=16)
     # "rows" scatters whole rows (ScatterND, about ten times faster in ONNX Runtime than "elements"); both export
-    # through either ONNX exporter (edgekd.export.onnx.exact_index_add), "dense" is a matmul for checking them.
+    # through either ONNX exporter (edgekd.export.backends.onnx.exact_index_add), "dense" is a matmul for checking them.
     lift_backend: Literal["rows", "elements", "dense"] = "rows"
 
     @model_validator(mode="after")

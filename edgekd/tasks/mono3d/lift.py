@@ -196,7 +196,7 @@ class FrustumToBev(nn.Module):
             table = rays.reshape(-1, batch * channels)
             picked = table.index_select(0, self.ray_index) * self.weights
             # whole rows of N·C values per index: ONNX Runtime adds them slice by slice (ScatterND), about ten
-            # times faster than the per-element ScatterElements of "elements" (TorchScript: edgekd.export.onnx)
+            # times faster than the per-element ScatterElements of "elements" (TorchScript: edgekd.export.backends.onnx)
             cells = table.new_zeros(self.cells, batch * channels).index_add(0, self.cell_index, picked)
             return cells.reshape(*self.grid.shape, batch, channels).permute(2, 3, 0, 1)
         flat = rays.reshape(-1, batch, channels).permute(1, 2, 0)                          # (N, C, rays)

@@ -29,6 +29,7 @@ from edgekd.quant.nncf_quant import float_twin
 
 class ExecuTorchExporter(Exporter):
     name = "executorch"
+    listing_order = 50
     runtime = "executorch"
     precisions = ("fp32", "int8")
     refused = {"fp16": "XNNPACK computes fp16 only on ARM, where edgekd cannot check the file here"}

@@ -28,18 +28,19 @@ from typing import Any, Optional
 import numpy as np
 
 from edgekd.artifacts import atomic_path, sha256_file
+from edgekd.device_runner.runtimes.tflite import tflite_output_order
 from edgekd.errors import EdgekdError, first_line
 from edgekd.export.base import Exporter, ExportResult
-from edgekd.quant.nncf_quant import float_twin
-from edgekd.profile.remote_runner import tflite_output_order
 from edgekd.profile.sessions import Session, run_in_fixed_batches
+from edgekd.quant.nncf_quant import float_twin
 
 CONVERT_TIMEOUT_S = 1800
-_CONVERTER = Path(__file__).with_name("litert_convert.py")
+_CONVERTER = Path(__file__).resolve().parent.parent / "litert_convert.py"  # it runs in the converter env
 
 
 class LiteRtExporter(Exporter):
     name = "litert"
+    listing_order = 60
     runtime = "tflite"  # the name the device catalogue and the latency calibration already use
     precisions = ("fp32", "int8")
     refused = {"fp16": "LiteRT's CPU kernels turn fp16 weights back into fp32 on load; the GPU delegate that "

@@ -24,6 +24,7 @@ from edgekd.export.base import Exporter, ExportResult
 
 class OpenVinoExporter(Exporter):
     name = "openvino"
+    listing_order = 20
     runtime = "openvino"
     precisions = ("fp32", "fp16", "int8")
     default_precisions = ("fp32", "fp16", "int8")
@@ -58,7 +59,7 @@ class OpenVinoExporter(Exporter):
                 source_onnx: str | Path | None = None, simplify: bool = True, dynamic_batch: bool = True) -> ExportResult:
         if source_onnx is not None:
             return self._convert(Path(source_onnx), out_path, precision)
-        from edgekd.export.onnx import OnnxExporter
+        from edgekd.export.backends.onnx import OnnxExporter
 
         onnx_precision = "int8" if precision == "int8" else "fp32"
         with tempfile.TemporaryDirectory(prefix="edgekd-ov-") as folder:

@@ -32,6 +32,7 @@ BUNDLE_SCRIPT = "build_engine.sh"
 
 class TensorRtExporter(Exporter):
     name = "tensorrt"
+    listing_order = 30
     runtime = "tensorrt"
     precisions = ("fp32", "fp16", "int8")
     default_precisions = ("fp16", "int8")
@@ -97,7 +98,7 @@ class TensorRtExporter(Exporter):
 
 
 def _export_onnx(model, example_input, path, precision, opset, input_names, output_names, simplify, dynamic):
-    from edgekd.export.onnx import OnnxExporter
+    from edgekd.export.backends.onnx import OnnxExporter
 
     OnnxExporter().export(model, example_input, path, precision="int8" if precision == "int8" else "fp32",
                           opset=opset, input_names=input_names, output_names=output_names, simplify=simplify,

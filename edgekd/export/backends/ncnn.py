@@ -29,9 +29,9 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from edgekd.artifacts import atomic_path, sha256_file
+from edgekd.device_runner.runtimes.ncnn import ncnn_input_shape, ncnn_output_order, pin_ncnn_fp32
 from edgekd.errors import EdgekdError
 from edgekd.export.base import Exporter, ExportResult
-from edgekd.profile.remote_runner import ncnn_input_shape, ncnn_output_order, pin_ncnn_fp32
 from edgekd.profile.sessions import ARITHMETIC, Session, run_in_fixed_batches
 
 PNNX_TIMEOUT_S = 600
@@ -40,6 +40,7 @@ NCNN_PARAM_MAGIC = "7767517"  # the first line of every ncnn .param file
 
 class NcnnExporter(Exporter):
     name = "ncnn"
+    listing_order = 40
     runtime = "ncnn"
     precisions = ("fp32", "fp16")
     refused = {"int8": "ncnn quantizes with its C++ tools ncnn2table and ncnn2int8, which the ncnn wheel does not "
@@ -88,7 +89,7 @@ def _onnx_file(model: Any, example_input: Any, source_onnx: str | Path | None, o
     if source_onnx is not None:
         yield Path(source_onnx)
         return
-    from edgekd.export.onnx import OnnxExporter
+    from edgekd.export.backends.onnx import OnnxExporter
 
     with tempfile.TemporaryDirectory(prefix="edgekd-ncnn-") as folder:
         path = Path(folder) / "model.onnx"

@@ -39,6 +39,7 @@ class OnnxExporter(Exporter):
     """fp32 ONNX from a float model; int8 as a Q/DQ graph from a quantized (PTQ/QAT) model."""
 
     name = "onnx"
+    listing_order = 10
     runtime = "onnxruntime"
     precisions = ("fp32", "int8")
     refused = {

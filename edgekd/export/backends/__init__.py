@@ -1,0 +1,1 @@
+"""One module per backend, each defining one `Exporter` subclass; edgekd.export registers every module here."""
