@@ -77,4 +77,14 @@ def collect() -> dict[str, Any]:
     from edgekd.devices import list_devices
 
     # The devices `--device` resolves (edgekd.devices.devices_dir), wherever doctor is run from.
-    return {"edgekd": _version("edgekd"), "runtimes": runtimes(), "extras": extras(), "devices": list_devices()}
+    return {"edgekd": _version("edgekd"), "runtimes": runtimes(), "extras": extras(), "devices": list_devices(),
+            "training": training()}
+
+
+def training() -> dict[str, Any]:
+    """Where recipes can train here: the CUDA GPUs torch sees (memory, compute capability, bf16) and the CPU's bf16."""
+    import torch
+
+    from edgekd.compute import cpu_bf16, cuda_summary
+
+    return {"torch_cuda_build": torch.version.cuda, "cuda": cuda_summary(), "cpu_bf16": cpu_bf16()}

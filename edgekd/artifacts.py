@@ -67,10 +67,13 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temporary name, renamed into place. Saved through a file handle: given a path, torch names
+    the archive's records after the (random) temporary file, so equal weights gave files with different sha256."""
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
     return Path(path)
 
 
@@ -182,3 +185,18 @@ def package_versions() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     return versions
+
+
+def arithmetic_host() -> dict[str, Any]:
+    """What decides a stage's float rounding besides its inputs: the CPU, the kernels torch picked for it and
+    torch's intra-op threads. Two runs of a stage give identical weights only where these agree
+    (docs/recipes.md, "Reproducibility"); a stage manifest records them so a difference can be traced."""
+    import sys
+
+    from edgekd.profile.environment import cpu_model
+
+    facts: dict[str, Any] = {"cpu": cpu_model()}
+    torch = sys.modules.get("torch")  # only stages that ran torch: importing it here would cost seconds
+    if torch is not None:
+        facts.update(torch_cpu_kernels=torch.backends.cpu.get_cpu_capability(), torch_threads=torch.get_num_threads())
+    return facts

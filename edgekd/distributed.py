@@ -1,7 +1,7 @@
 """DDP helpers: one code path whether or not the process was started by torchrun.
 
-Under `torchrun` (WORLD_SIZE > 1) the process group uses gloo on CPU and nccl on GPU; every training
-stage shards its data with a DistributedSampler and only rank 0 writes files.
+Under `torchrun` (WORLD_SIZE > 1) the process group uses gloo for models on the CPU and nccl for models on
+CUDA GPUs; every training stage shards its data with a DistributedSampler and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -27,15 +27,19 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def init_if_needed() -> None:
+def process_group_backend(device_type: str) -> str:
+    """nccl reduces CUDA tensors only, gloo CPU tensors: the backend follows where the models train, not
+    whether the machine has a GPU (nccl with CPU models fails at the first all-reduce)."""
+    return "nccl" if device_type == "cuda" else "gloo"
+
+
+def init_if_needed(device_type: str = "cpu") -> None:
     """Start the process group when launched by torchrun; a no-op for a plain run."""
     if world_size() <= 1 or is_distributed():
         return
-    import torch
     import torch.distributed as dist
 
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend)
+    dist.init_process_group(backend=process_group_backend(device_type))
 
 
 def barrier() -> None:

@@ -22,7 +22,9 @@ from typing import Any, Callable, Optional
 from rich.console import Console
 
 from edgekd import distributed as dist
-from edgekd.artifacts import MANIFEST_NAME, atomic_write_json, package_versions, sha256_file, sha256_json
+from edgekd.artifacts import (
+    MANIFEST_NAME, arithmetic_host, atomic_write_json, package_versions, sha256_file, sha256_json,
+)
 from edgekd.errors import EdgekdError
 from edgekd.registry import unknown_name_message
 from edgekd.run_lock import run_lock
@@ -216,6 +218,7 @@ class Pipeline:
                 "outputs_digest": sha256_json(outputs),
                 "summary": summary,
                 "versions": package_versions(),
+                "host": arithmetic_host(),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "seconds": round(seconds, 3),
             },

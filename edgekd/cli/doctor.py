@@ -30,9 +30,25 @@ def doctor_command(as_json: JsonOpt = False) -> None:
     for row in info["runtimes"]:
         if row["note"]:
             out.print(f"{row['runtime']} {escape(row['note'])}", highlight=False)
+    _print_training(info["training"])
     folder = escape(str(devices_dir()))
     out.print(f"devices ({folder}): " + (", ".join(info["devices"]) or "none found"))
 
 
 def _mark(flag: bool) -> str:
     return "[green]yes[/green]" if flag else "[yellow]no[/yellow]"
+
+
+def _print_training(training: dict) -> None:
+    gpus = training["cuda"]
+    if gpus:
+        table = Table("device", "name", "memory", "compute capability", "bf16", title="Training: CUDA GPUs")
+        for gpu in gpus:
+            table.add_row(gpu["device"], escape(gpu["name"]), f"{gpu['memory_gib']} GiB", gpu["capability"],
+                          _mark(gpu["bf16"]))
+        out.print(table)
+    else:
+        build = f"torch built for CUDA {training['torch_cuda_build']}" if training["torch_cuda_build"] else \
+            "CPU-only torch"
+        out.print(f"training: no CUDA GPU ({build}); recipes train on the CPU", highlight=False)
+    out.print(f"training on the CPU in bf16: {training['cpu_bf16']}", highlight=False)

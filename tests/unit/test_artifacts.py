@@ -45,6 +45,17 @@ def test_checkpoints_load_with_weights_only(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "evil.pt")
 
 
+def test_equal_weights_saved_twice_give_files_with_equal_sha256(tmp_path: Path) -> None:
+    """The temporary name of an atomic write must not reach the file: reproducible runs compare sha256."""
+    weights = torch.nn.Linear(3, 2).state_dict()
+    atomic_torch_save(weights, tmp_path / "a" / "teacher.pt")
+    atomic_torch_save(weights, tmp_path / "b" / "teacher.pt")
+    assert sha256_file(tmp_path / "a" / "teacher.pt") == sha256_file(tmp_path / "b" / "teacher.pt")
+    weights["weight"][0, 0] += 1e-6
+    atomic_torch_save(weights, tmp_path / "c" / "teacher.pt")
+    assert sha256_file(tmp_path / "c" / "teacher.pt") != sha256_file(tmp_path / "a" / "teacher.pt")
+
+
 def test_a_truncated_checkpoint_in_a_run_folder_names_the_file_and_how_to_start_the_stage_over(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "tiny"
     (run / "distill" / "checkpoints").mkdir(parents=True)

@@ -46,6 +46,9 @@ def test_manifest_records_config_inputs_outputs_versions(tmp_path: Path) -> None
     assert manifest["inputs"]["a"] == json.loads((tmp_path / "toy" / "a" / "manifest.json").read_text())["outputs_digest"]
     assert "torch" in manifest["versions"] and len(manifest["config_hash"]) == 64
     assert manifest["summary"] == {"wrote": "b"}
+    import torch  # this test module's stages run where torch is loaded, as every training stage does
+
+    assert manifest["host"]["torch_threads"] == torch.get_num_threads() and manifest["host"]["cpu"]
 
 
 def test_rerun_skips_completed_stages(tmp_path: Path) -> None:
