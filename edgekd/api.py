@@ -65,8 +65,10 @@ def run(
 ) -> RunResult:
     """Run a recipe's pipeline; stages whose manifest matches are skipped unless `force`."""
     from edgekd import distributed
+    from edgekd.compute import resolve
 
-    distributed.init_if_needed()
+    if distributed.world_size() > 1:  # torchrun: the process group's backend follows where the models train
+        distributed.init_if_needed(resolve(getattr(recipe, "device", "cpu")).device_type)
     pipeline = build_pipeline(recipe, runs_dir, console)
     pipeline.select(list(stages) if stages else None)  # fail on a bad stage name before any work
     outcomes = pipeline.run(list(stages) if stages else None, force=force)

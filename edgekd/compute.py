@@ -111,37 +111,38 @@ def probe() -> Hardware:
 
 
 def resolve(device: str = "auto", precision: Optional[str] = None, hardware: Optional[Hardware] = None,
-            *, where: str = "device") -> Compute:
-    """The device and precision to train with, or one EdgekdError saying why this machine cannot."""
+            *, where: str = "device", precision_where: str = "precision") -> Compute:
+    """The device and precision to train with, or one EdgekdError saying why this machine cannot; `where` and
+    `precision_where` name the recipe keys in that message."""
     if not re.fullmatch(DEVICE_PATTERN, device):
         raise EdgekdError(f"{where}: {device!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
     if precision is not None and precision not in TRAIN_PRECISIONS:
-        raise EdgekdError(f"precision: {precision!r}; use one of {', '.join(TRAIN_PRECISIONS)}")
+        raise EdgekdError(f"{precision_where}: {precision!r}; use one of {', '.join(TRAIN_PRECISIONS)}")
     hardware = hardware if hardware is not None else probe()
     name = _device(device, hardware, where)
-    return Compute(name, _precision(name, precision, hardware))
+    return Compute(name, _precision(name, precision, hardware, precision_where))
 
 
 def _device(device: str, hardware: Hardware, where: str) -> str:
     if device == "auto":
         if hardware.cuda:
-            return _cuda(hardware.local_rank or 0, hardware, where)
+            return _cuda(hardware.local_rank or 0, hardware, where, device)
         return "cpu"
     if device == "cuda":  # under torchrun every process takes its own GPU
-        return _cuda(hardware.local_rank or 0, hardware, where)
+        return _cuda(hardware.local_rank or 0, hardware, where, device)
     if device.startswith("cuda:"):
-        return _cuda(int(device.split(":", 1)[1]), hardware, where)
+        return _cuda(int(device.split(":", 1)[1]), hardware, where, device)
     if device == "mps" and not hardware.mps:
         raise EdgekdError(f"{where}: mps, but this machine has no Apple GPU that torch can use")
     return device
 
 
-def _cuda(index: int, hardware: Hardware, where: str) -> str:
+def _cuda(index: int, hardware: Hardware, where: str, asked: str) -> str:
     if not hardware.cuda:
         build = (f"torch was built for CUDA {hardware.torch_cuda_build}" if hardware.torch_cuda_build
                  else "this torch is a CPU-only build")
-        raise EdgekdError(f"{where}: cuda, but this machine has no CUDA GPU that torch can use ({build}); "
-                          "use device: cpu or auto")
+        raise EdgekdError(f"{where}: {asked}, but this machine has no CUDA GPU that torch can use ({build}); "
+                          "use cpu or auto")
     if index >= len(hardware.cuda):
         have = ", ".join(f"cuda:{gpu.index}" for gpu in hardware.cuda)
         count = len(hardware.cuda)
@@ -149,17 +150,17 @@ def _cuda(index: int, hardware: Hardware, where: str) -> str:
     return f"cuda:{index}"
 
 
-def _precision(device: str, precision: Optional[str], hardware: Hardware) -> str:
+def _precision(device: str, precision: Optional[str], hardware: Hardware, where: str) -> str:
     kind = device.split(":", 1)[0]
     if precision is None:  # the default: bf16 where the GPU has it, fp16 on older GPUs, fp32 elsewhere
         if kind != "cuda":
             return "fp32"
         return "bf16" if _gpu(device, hardware).bf16 else "fp16"
     if precision == "fp16" and kind == "cpu":
-        raise EdgekdError("precision: fp16 is for GPUs; on the CPU use bf16 (fp32's range, so no loss scaling) "
+        raise EdgekdError(f"{where}: fp16 is for GPUs; on the CPU use bf16 (fp32's range, so no loss scaling) "
                           "or fp32")
     if precision == "bf16" and kind == "cuda" and not _gpu(device, hardware).bf16:
-        raise EdgekdError(f"precision: bf16 on {_gpu(device, hardware).label()}: bf16 needs compute capability "
+        raise EdgekdError(f"{where}: bf16 on {_gpu(device, hardware).label()}: bf16 needs compute capability "
                           "8.0 (Ampere) or newer; use fp16 or fp32")
     return precision
 

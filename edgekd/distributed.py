@@ -33,12 +33,19 @@ def process_group_backend(device_type: str) -> str:
     return "nccl" if device_type == "cuda" else "gloo"
 
 
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def init_if_needed(device_type: str = "cpu") -> None:
     """Start the process group when launched by torchrun; a no-op for a plain run."""
     if world_size() <= 1 or is_distributed():
         return
+    import torch
     import torch.distributed as dist
 
+    if device_type == "cuda":  # before the group: nccl's barriers and reductions use the current device
+        torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=process_group_backend(device_type))
 
 
@@ -56,7 +63,8 @@ def all_reduce_mean(value: float) -> float:
     import torch
     import torch.distributed as dist
 
-    tensor = torch.tensor([value], dtype=torch.float64)
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"  # nccl: GPU only
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return float(tensor.item()) / dist.get_world_size()
 

@@ -150,6 +150,8 @@ class Pipeline:
         for stage in selected:
             if stage.needs is not None:
                 stage.needs(self.recipe)
+        if force or not all(self.is_current(stage) for stage in selected):
+            check_compute(self.recipe)
         # one process per run folder (torchrun's other ranks share rank 0's run and write no manifest)
         with run_lock(self.run_dir) if dist.is_main() else contextlib.nullcontext():
             return self._run_selected(selected, force)
@@ -223,6 +225,21 @@ class Pipeline:
                 "seconds": round(seconds, 3),
             },
         )
+
+
+def check_compute(recipe: Any) -> None:
+    """Before any stage runs: every train section's device and precision must exist on this machine (one
+    EdgekdError naming the section otherwise). `device` is in no stage's config key, so `--set device=cpu` runs
+    a recipe written for a GPU here without redoing its finished stages."""
+    from edgekd.compute import probe, resolve
+    from edgekd.recipe.common import train_sections
+
+    sections = train_sections(recipe) if hasattr(recipe, "model_fields") else {}
+    hardware = probe() if sections else None
+    for path, train in sections.items():  # a value the section inherited is named by the recipe's own key
+        device_key = "device" if train.device == recipe.device else f"{path}.device"
+        precision_key = "precision" if train.precision == recipe.precision else f"{path}.precision"
+        resolve(train.device or "auto", train.precision, hardware, where=device_key, precision_where=precision_key)
 
 
 def seed_everything(seed: int, stage: str) -> None:

@@ -3,6 +3,10 @@
 Every random draw inside a step (masks, dropout) comes from a generator reseeded from (seed, step, rank),
 and the data order from the sampler's (seed, epoch); so a run resumed from a checkpoint after `kill -9`
 takes exactly the steps an uninterrupted run takes and ends with the same weights.
+
+The objective trains on the TrainConfig's `device` in its `precision` (edgekd.compute: autocast, and loss
+scaling for fp16) and is back on the CPU when `fit` returns, so evaluation and export see a CPU model wherever
+it trained; checkpoints are saved as they are and loaded onto the CPU first, so a run resumes on any device.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from edgekd import distributed as dist
 from edgekd.artifacts import atomic_torch_save, load_checkpoint, restart_hint
+from edgekd.compute import Compute, resolve
 from edgekd.distill.progress import TrainProgress
 from edgekd.errors import EdgekdError, TrainingDiverged, first_line
 from edgekd.recipe.common import TrainConfig
@@ -70,34 +75,70 @@ def fit(
                           f"{dist.world_size()} (one per process)")
     batch_size = max(1, min(cfg.batch_size, len(sampler)))
     steps_per_epoch = len(sampler) // batch_size
+    compute = resolve(cfg.device or "auto", cfg.precision)
+    objective.to(compute.torch_device())  # before the optimizer: its state lives beside the parameters
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(cfg, steps_per_epoch))
-    state = _resume(objective, optimizer, scheduler, checkpoint_dir / LAST_CHECKPOINT)
+    scaler = compute.grad_scaler()
+    training = _Training(optimizer, scheduler, scaler, compute)
+    state = _resume(objective, training, checkpoint_dir / LAST_CHECKPOINT)
     resumed_at = state.global_step if state.global_step else None
-    model = _wrap_ddp(objective)
-    with TrainProgress(desc, total=cfg.epochs * steps_per_epoch, done=state.global_step) as progress:
-        if resumed_at:
-            progress.log(f"{desc}: resuming from step {resumed_at} ({checkpoint_dir / LAST_CHECKPOINT})")
-        while state.epoch < cfg.epochs and not (stop and state.history and stop(state.history)):
-            sampler.set_epoch(state.epoch)
-            batches = _epoch_batches(sampler, batch_size)[state.step_in_epoch :]
-            loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_workers)
-            objective.train()
-            for batch in loader:
-                _train_step(model, batch, optimizer, scheduler, cfg, state, seed, checkpoint_dir, desc)
-                progress.advance(state.sums["loss"] / max(state.step_in_epoch, 1), len(batch[0]) * dist.world_size())
-                if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
-                    _save(objective, optimizer, scheduler, state, checkpoint_dir)
-            _end_epoch(state, steps_per_epoch, progress, desc, cfg.epochs, validate)
-            _save(objective, optimizer, scheduler, state, checkpoint_dir)
+    model = _wrap_ddp(objective, compute)
+    try:
+        with TrainProgress(desc, total=cfg.epochs * steps_per_epoch, done=state.global_step) as progress:
+            if resumed_at:
+                progress.log(f"{desc}: resuming from step {resumed_at} ({checkpoint_dir / LAST_CHECKPOINT})")
+            if compute != Compute("cpu", "fp32"):
+                progress.log(f"{desc}: training on {compute.device} in {compute.precision}")
+            while state.epoch < cfg.epochs and not (stop and state.history and stop(state.history)):
+                sampler.set_epoch(state.epoch)
+                batches = _epoch_batches(sampler, batch_size)[state.step_in_epoch :]
+                loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_workers,
+                                    pin_memory=compute.device_type == "cuda")
+                objective.train()
+                for batch in loader:
+                    _train_step(model, batch, training, cfg, state, seed, checkpoint_dir, desc)
+                    progress.advance(state.sums["loss"] / max(state.step_in_epoch, 1),
+                                     len(batch[0]) * dist.world_size())
+                    if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
+                        _save(objective, training, state, checkpoint_dir)
+                _end_epoch(state, steps_per_epoch, progress, desc, cfg.epochs, validate)
+                _save(objective, training, state, checkpoint_dir)
+    finally:
+        objective.to("cpu")  # what follows a training stage (evaluation, caches, export) works on the CPU model
     return FitResult(steps=state.global_step, history=state.history, resumed_at_step=resumed_at)
 
 
-def _train_step(model, batch, optimizer, scheduler, cfg, state: _State, seed, checkpoint_dir, desc) -> None:
+@dataclass
+class _Training:
+    """What a step updates besides the model."""
+
+    optimizer: Any
+    scheduler: Any
+    scaler: Any  # torch.amp.GradScaler, enabled for fp16 only
+    compute: Compute
+
+
+def to_device(batch: Any, device: Any) -> Any:
+    """A batch's tensors on `device`, whatever containers hold them (non-tensors pass through)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        items = [to_device(item, device) for item in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)  # namedtuples too
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    return batch
+
+
+def _train_step(model, batch, training: _Training, cfg, state: _State, seed, checkpoint_dir, desc) -> None:
     torch.manual_seed(step_seed(seed, state.global_step, dist.rank()))
-    terms = model(batch)
-    loss = terms["loss"]
+    if training.compute.device != "cpu":
+        batch = to_device(batch, training.compute.torch_device())
+    with training.compute.autocast():
+        terms = model(batch)
+    loss = terms["loss"].float()
     loss_value = dist.all_reduce_mean(float(loss.detach()))
     if not math.isfinite(loss_value):
         last = checkpoint_dir / LAST_CHECKPOINT
@@ -106,12 +147,15 @@ def _train_step(model, batch, optimizer, scheduler, cfg, state: _State, seed, ch
             f"{desc}: loss became {loss_value} at step {state.global_step + 1} (epoch {state.epoch + 1}); "
             f"last good checkpoint: {where}"
         )
+    optimizer, scaler = training.optimizer, training.scaler
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    scaler.scale(loss).backward()
     if cfg.grad_clip:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
-    optimizer.step()
-    scheduler.step()
+    scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
+    scaler.update()
+    training.scheduler.step()
     state.global_step += 1
     state.step_in_epoch += 1
     for name, value in terms.items():
@@ -147,29 +191,34 @@ def _warmup_cosine(cfg: TrainConfig, steps_per_epoch: int):
     return factor
 
 
-def _wrap_ddp(objective: nn.Module) -> nn.Module:
+def _wrap_ddp(objective: nn.Module, compute: Compute) -> nn.Module:
     if not dist.is_distributed():
         return objective
+    if compute.device_type == "cuda":  # one GPU per process (torchrun's LOCAL_RANK, edgekd.compute)
+        index = compute.torch_device().index
+        return nn.parallel.DistributedDataParallel(objective, device_ids=[index], output_device=index)
     return nn.parallel.DistributedDataParallel(objective)
 
 
-def _save(objective, optimizer, scheduler, state: _State, checkpoint_dir: Path) -> None:
+def _save(objective, training: _Training, state: _State, checkpoint_dir: Path) -> None:
     if not dist.is_main():
         return
     payload: dict[str, Any] = {
         "model": objective.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "optimizer": training.optimizer.state_dict(),
+        "scheduler": training.scheduler.state_dict(),
         "epoch": state.epoch,
         "step_in_epoch": state.step_in_epoch,
         "global_step": state.global_step,
         "sums": dict(state.sums),
         "history": list(state.history),
     }
+    if training.scaler.is_enabled():
+        payload["scaler"] = training.scaler.state_dict()
     atomic_torch_save(payload, checkpoint_dir / LAST_CHECKPOINT)
 
 
-def _resume(objective, optimizer, scheduler, path: Path) -> _State:
+def _resume(objective, training: _Training, path: Path) -> _State:
     if not path.exists():
         return _State()
     payload = load_checkpoint(path)
@@ -177,9 +226,11 @@ def _resume(objective, optimizer, scheduler, path: Path) -> _State:
         raise EdgekdError(f"{path}: not a resumable training checkpoint (a {type(payload).__name__})"
                           f"{restart_hint(path)}")
     try:
-        objective.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
+        objective.load_state_dict(payload["model"])  # copies the CPU-loaded tensors onto the objective's device
+        training.optimizer.load_state_dict(payload["optimizer"])  # moves its state beside the parameters
+        training.scheduler.load_state_dict(payload["scheduler"])
+        if training.scaler.is_enabled() and "scaler" in payload:
+            training.scaler.load_state_dict(payload["scaler"])
         return _State(
             epoch=payload["epoch"],
             step_in_epoch=payload["step_in_epoch"],

@@ -6,9 +6,9 @@ Kept free of torch imports so `edgekd recipe validate` stays quick; names that l
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, field_validator, model_serializer, model_validator
 
 # Backend, runtime and precision names come from the backend registry (edgekd.export), the one place they are
 # defined; the Literals below are built from it, so a new backend is accepted by recipes without an edit here.
@@ -48,7 +48,28 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class TrainConfig(StrictModel):
+# `device` and `precision` (edgekd.compute) say where and in which arithmetic networks train.
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?|mps)$"
+TrainPrecision = Literal["fp32", "bf16", "fp16"]
+SHOW_WHERE = {"show_where": True}  # model_dump(context=SHOW_WHERE): keep `device` (as `edgekd recipe show` does)
+
+
+class _WhereAndArithmetic(StrictModel):
+    """A block with `device` and `precision`. Where a network trains is not what a stage computes, so `device`
+    stays out of every dump a stage's config key is made from (a run trained on a GPU is current on a laptop);
+    an unset `precision` is left out too, so recipes that do not set it keep the keys they had."""
+
+    @model_serializer(mode="wrap")
+    def _without_where(self, handler: Any, info: SerializationInfo) -> dict[str, Any]:
+        data = handler(self)
+        if not (info.context or {}).get("show_where"):
+            data.pop("device", None)
+            if data.get("precision") is None:
+                data.pop("precision", None)
+        return data
+
+
+class TrainConfig(_WhereAndArithmetic):
     """One optimisation run: AdamW with linear warm-up then cosine decay, checkpointed every epoch."""
 
     epochs: int = Field(gt=0, le=MAX_EPOCHS)
@@ -59,6 +80,10 @@ class TrainConfig(StrictModel):
     grad_clip: Optional[float] = Field(None, gt=0)
     checkpoint_every_steps: int = Field(0, ge=0, le=MAX_COUNT, description="0: checkpoint at epoch ends only")
     num_workers: int = Field(0, ge=0, le=MAX_WORKERS)
+    device: Optional[str] = Field(None, pattern=DEVICE_PATTERN,
+                                  description="auto | cpu | cuda | cuda:N | mps; unset: the recipe's `device`")
+    precision: Optional[TrainPrecision] = Field(
+        None, description="training arithmetic (torch.autocast); unset: the recipe's `precision`")
 
 
 class KDPair(StrictModel):
@@ -217,16 +242,44 @@ class ProfileConfig(StrictModel):
         return runtimes
 
 
-class RecipeBase(StrictModel):
+class RecipeBase(_WhereAndArithmetic):
     """Fields every recipe has; each task adds its own sections."""
 
     name: str = Field(pattern=NAME_PATTERN)
     task: str
     seed: int = 0
     description: str = ""
+    device: str = Field("auto", pattern=DEVICE_PATTERN,
+                        description="where every stage trains unless its `train` section says: auto (the first CUDA "
+                                    "GPU when present, else the CPU), cpu, cuda, cuda:N, mps")
+    precision: Optional[TrainPrecision] = Field(
+        None, description="training arithmetic unless a `train` section says; unset: bf16 on an Ampere or newer "
+                          "GPU, fp16 on older GPUs, fp32 on the CPU")
     quant: QuantConfig = QuantConfig()
     export: ExportConfig = ExportConfig()
     profile: ProfileConfig = ProfileConfig()
+
+    @model_validator(mode="after")
+    def _train_sections_inherit_where(self) -> "RecipeBase":
+        for train in train_sections(self).values():
+            if train.device is None:
+                train.device = self.device
+            if train.precision is None and self.precision is not None:
+                train.precision = self.precision
+        return self
+
+
+def train_sections(block: BaseModel, path: str = "") -> dict[str, "TrainConfig"]:
+    """Every TrainConfig inside a recipe block, by its dotted path ("teacher.train")."""
+    found: dict[str, TrainConfig] = {}
+    for name in type(block).model_fields:
+        value = getattr(block, name)
+        where = f"{path}.{name}" if path else name
+        if isinstance(value, TrainConfig):
+            found[where] = value
+        elif isinstance(value, BaseModel):
+            found.update(train_sections(value, where))
+    return found
 
 
 def check_model_name(name: str) -> str:

@@ -188,6 +188,18 @@ CASES = [
     case("yolo-out-is-file", "yolo-compare", "-o", "{i}/plain.txt", says=("plain.txt",)),
 ]
 
+# Training device and precision (edgekd.compute): refused before any stage runs. Only where this machine has no
+# GPU, which is what they test; tests/unit/test_compute.py covers every refusal with described machines.
+if not __import__("torch").cuda.is_available():
+    CASES += [
+        case("run-device-cuda-without-gpu", "run", TINY, "--set", "device=cuda",
+             says=("device: cuda", "no CUDA GPU")),
+        case("run-stage-device-cuda-index", "run", TINY, "--set", "teacher.train.device=cuda:3",
+             says=("teacher.train.device: cuda:3", "no CUDA GPU")),
+        case("run-fp16-on-the-cpu", "run", TINY, "--set", "precision=fp16", says=("precision: fp16", "bf16")),
+    ]
+CASES.append(case("run-device-unknown", "run", TINY, "--set", "device=gpu", says=("device",)))
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:

@@ -96,3 +96,63 @@ def test_a_finished_checkpoint_is_not_trained_again(tmp_path: Path) -> None:
     again = make()
     result = fit(again, dataset(), CFG, seed=0, checkpoint_dir=tmp_path, desc="t")
     assert again.calls == 0 and result.steps == 24
+
+
+def test_bf16_autocast_on_the_cpu_learns_and_resumes_to_identical_weights(tmp_path: Path) -> None:
+    bf16 = CFG.model_copy(update={"device": "cpu", "precision": "bf16"})
+    reference = make()
+    result = fit(reference, dataset(), bf16, seed=0, checkpoint_dir=tmp_path / "ref", desc="ref")
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert reference.linear.weight.dtype == torch.float32  # autocast computes in bf16, the weights stay fp32
+
+    with pytest.raises(TrainingDiverged):
+        fit(make(nan_at_call=11), dataset(), bf16, seed=0, checkpoint_dir=tmp_path / "run", desc="run")
+    resumed = make()
+    fit(resumed, dataset(), bf16, seed=0, checkpoint_dir=tmp_path / "run", desc="run")
+    assert torch.equal(resumed.linear.weight, reference.linear.weight)
+
+    fp32 = make()
+    fit(fp32, dataset(), CFG, seed=0, checkpoint_dir=tmp_path / "fp32", desc="fp32")
+    assert not torch.equal(fp32.linear.weight, reference.linear.weight)  # bf16 really ran
+
+
+@pytest.fixture
+def storages_tagged_as_cuda():
+    """torch.save records where each storage lived; tag CPU storages "cuda:0", as a GPU run's checkpoint is."""
+    registry = torch.serialization._package_registry
+    entry = (0, lambda obj: "cuda:0" if obj.device.type == "cpu" else None, lambda obj, location: None)
+    registry.insert(0, entry)
+
+    def stop() -> None:
+        if entry in registry:
+            registry.remove(entry)
+
+    yield stop
+    stop()
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path: Path, storages_tagged_as_cuda) -> None:
+    reference = make()
+    with pytest.raises(TrainingDiverged):  # the GPU run: its last checkpoint is at step 10
+        fit(make(nan_at_call=11), dataset(), CFG, seed=0, checkpoint_dir=tmp_path / "run", desc="run")
+    storages_tagged_as_cuda()  # from here on, this "machine" is the CPU-only one
+    with (tmp_path / "run" / LAST_CHECKPOINT).open("rb") as handle:
+        assert b"cuda:0" in handle.read()
+    with pytest.raises(RuntimeError, match="CUDA"):  # what a load without map_location would do here
+        torch.load(tmp_path / "run" / LAST_CHECKPOINT, weights_only=True)
+    fit(reference, dataset(), CFG, seed=0, checkpoint_dir=tmp_path / "ref", desc="ref")
+    resumed = make()
+    result = fit(resumed, dataset(), CFG, seed=0, checkpoint_dir=tmp_path / "run", desc="run")
+    assert result.resumed_at_step == 10 and torch.equal(resumed.linear.weight, reference.linear.weight)
+
+
+def test_a_batch_moves_whatever_holds_its_tensors() -> None:
+    from collections import namedtuple
+
+    from edgekd.distill.loop import to_device
+
+    Pair = namedtuple("Pair", "x y")
+    batch = (torch.ones(1), [torch.zeros(1), "name"], {"mask": torch.ones(1)}, Pair(torch.ones(1), 3))
+    moved = to_device(batch, torch.device("meta"))
+    assert moved[0].is_meta and moved[1][0].is_meta and moved[1][1] == "name" and moved[2]["mask"].is_meta
+    assert isinstance(moved[3], Pair) and moved[3].x.is_meta and moved[3].y == 3
