@@ -13,10 +13,11 @@ pass their own `Hardware` so every refusal is checked here without a GPU.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from edgekd.errors import EdgekdError
 
@@ -93,6 +94,45 @@ class Compute:
 
 
 CPU_FP32 = Compute("cpu", "fp32")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fp32_loss(function: F) -> F:
+    """Run a loss in fp32 under mixed-precision training: autocast off, and every floating tensor argument (also
+    inside lists, tuples and dicts) cast to fp32. For losses with softmax/KL, focal terms, IoU, normalisation or
+    index_put/scatter of mixed dtypes: autocast would run parts of them in bf16/fp16, and some ops (binary
+    cross-entropy) refuse to run under CUDA autocast at all. A no-op cast for fp32 inputs."""
+
+    @functools.wraps(function)
+    def in_fp32(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.autocast(_device_type(args, kwargs), enabled=False):
+            return function(*_as_fp32(args), **_as_fp32(kwargs))
+
+    return in_fp32  # type: ignore[return-value]
+
+
+def _as_fp32(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        items = [_as_fp32(item) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, dict):
+        return {key: _as_fp32(item) for key, item in value.items()}
+    return value
+
+
+def _device_type(args: Any, kwargs: Any) -> str:
+    import torch
+
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            return value.device.type
+    return "cuda" if torch.is_autocast_enabled("cuda") else "cpu"
 
 
 def probe() -> Hardware:

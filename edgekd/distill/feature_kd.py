@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgekd.compute import fp32_loss
 from edgekd.errors import EdgekdError
 from edgekd.registry import Registry, closest
 
@@ -64,6 +65,7 @@ class FeatureMSE(nn.Module):
         self.align = align_conv(student_channels, teacher_channels)
         self.weight = weight
 
+    @fp32_loss
     def forward(self, student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor] | None = None,
                 image_size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         check_pair(student, teacher, "feature_mse")

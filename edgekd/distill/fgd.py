@@ -31,6 +31,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from edgekd.compute import fp32_loss
 from edgekd.distill.feature_kd import FEATURE_KD, align_conv, check_pair
 
 
@@ -125,6 +126,7 @@ class FGD(nn.Module):
         self.student_gc = GcBlock(teacher_channels)
         self.teacher_gc = GcBlock(teacher_channels)
 
+    @fp32_loss
     def forward(self, student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor],
                 image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
         check_pair(student, teacher, "fgd")

@@ -11,6 +11,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from edgekd.compute import fp32_loss
 from edgekd.registry import Registry
 
 KDLoss = Callable[..., torch.Tensor]
@@ -26,18 +27,21 @@ def _weighted_mean(per_position: torch.Tensor, weight_map: Optional[torch.Tensor
 
 
 @KD_LOSSES.register("mse")
+@fp32_loss
 def mse(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Mean squared error over every element (weight_map ignored)."""
     return F.mse_loss(student, teacher)
 
 
 @KD_LOSSES.register("l1")
+@fp32_loss
 def l1(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Mean absolute error over every element (weight_map ignored)."""
     return F.l1_loss(student, teacher)
 
 
 @KD_LOSSES.register("masked_mse")
+@fp32_loss
 def masked_mse(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torch.Tensor] = None) -> torch.Tensor:
     """GazeGen Eq. 1 term: squared error averaged over channels, then over masked positions.
 

@@ -36,6 +36,7 @@ from typing import Literal, Mapping, Optional
 import torch
 import torch.nn.functional as F
 
+from edgekd.compute import fp32_loss
 from edgekd.distill.losses import KD_LOSSES
 
 Scope = Literal["sample", "batch"]
@@ -79,6 +80,7 @@ def _masked_mean(squared: torch.Tensor, weight_map: Optional[torch.Tensor]) -> t
 
 
 @KD_LOSSES.register("imd")
+@fp32_loss
 def imd(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torch.Tensor] = None, *,
         detach: bool = False, scope: Scope = "sample") -> torch.Tensor:
     """Intra-modal distillation: mean((n(F_TA) − n(F_S))²); `student` is F_S, `teacher` is the TA's F_TA."""
@@ -87,6 +89,7 @@ def imd(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torch
 
 
 @KD_LOSSES.register("cmrd")
+@fp32_loss
 def cmrd(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torch.Tensor] = None, *,
          assistant: torch.Tensor, threshold: float = RESIDUAL_THRESHOLD, scope: Scope = "sample") -> torch.Tensor:
     """Cross-modal residual distillation: mean((F_res − F_S')²); student F_S', teacher F_T, assistant F_TA."""
@@ -94,6 +97,7 @@ def cmrd(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torc
 
 
 @KD_LOSSES.register("bev_kd")
+@fp32_loss
 def bev_kd(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torch.Tensor] = None, *,
            student_residual: torch.Tensor, assistant: torch.Tensor, cmrd_weight: float = CMRD_WEIGHT,
            detach: bool = False, scope: Scope = "sample") -> torch.Tensor:
@@ -110,6 +114,7 @@ def _per_sample_mean(per_cell: torch.Tensor, positives: torch.Tensor) -> torch.T
 
 
 @KD_LOSSES.register("qfl")
+@fp32_loss
 def quality_focal(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torch.Tensor] = None, *,
                   beta: float = 2.0, positive_score: float = POSITIVE_SCORE) -> torch.Tensor:
     """Quality focal loss of student logits to sigmoid(teacher logits), normalised by teacher positives."""
@@ -119,6 +124,7 @@ def quality_focal(student: torch.Tensor, teacher: torch.Tensor, weight_map: Opti
     return _per_sample_mean(per_cell, (soft > positive_score).to(per_cell.dtype))
 
 
+@fp32_loss
 def score_weighted_regression(student: torch.Tensor, teacher: torch.Tensor, teacher_logits: torch.Tensor,
                               positive_score: float = POSITIVE_SCORE, beta: float = SMOOTH_L1_BETA) -> torch.Tensor:
     """Σ_cells [s > 0.1]·s·Σ_ch smoothL1(student − teacher) / max(#positives, 1), batch mean.
@@ -136,6 +142,7 @@ def _score_weighted(error: torch.Tensor, teacher_logits: torch.Tensor, positive_
     return _per_sample_mean(error.sum(dim=1, keepdim=True) * score * positives, positives)
 
 
+@fp32_loss
 def score_weighted_bce(student: torch.Tensor, teacher: torch.Tensor, teacher_logits: torch.Tensor,
                        positive_score: float = POSITIVE_SCORE) -> torch.Tensor:
     """Σ_cells [s > 0.1]·s·BCE(student logit, sigmoid(teacher logit)) / max(#positives, 1), batch mean; s as in
@@ -144,6 +151,7 @@ def score_weighted_bce(student: torch.Tensor, teacher: torch.Tensor, teacher_log
     return _score_weighted(error, teacher_logits, positive_score)
 
 
+@fp32_loss
 def logit_kd_terms(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor], *,
                    cls_weight: float = 2.0, box_weight: float = 2.0, dir_weight: float = 0.4,
                    beta: float = 2.0) -> dict[str, torch.Tensor]:
@@ -162,6 +170,7 @@ def logit_kd_terms(student: Mapping[str, torch.Tensor], teacher: Mapping[str, to
 
 
 @KD_LOSSES.register("logit_kd")
+@fp32_loss
 def logit_kd(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor],
              weight_map: Optional[torch.Tensor] = None, **weights: float) -> torch.Tensor:
     """MonoTAKD's head KD (2.0 QFL + 2.0 box + 0.4 direction) between head dicts; see `logit_kd_terms`."""
@@ -169,6 +178,7 @@ def logit_kd(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Te
 
 
 @KD_LOSSES.register("depth_focal")
+@fp32_loss
 def depth_focal(student: torch.Tensor, teacher: torch.Tensor, weight_map: Optional[torch.Tensor] = None, *,
                 foreground: Optional[torch.Tensor] = None, alpha: float = 0.25, gamma: float = 2.0,
                 fg_weight: float = 13.0, bg_weight: float = 1.0) -> torch.Tensor:

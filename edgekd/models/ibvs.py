@@ -57,8 +57,8 @@ class DroneCommandRegressor(nn.Module):
 def coordinate_channels(images: torch.Tensor) -> torch.Tensor:
     """(N, 2, H, W): x and y of every pixel, −1 at the left/top edge, +1 at the right/bottom."""
     n, _, height, width = images.shape
-    ys = torch.linspace(-1.0, 1.0, height, dtype=images.dtype).view(1, 1, height, 1).expand(n, 1, height, width)
-    xs = torch.linspace(-1.0, 1.0, width, dtype=images.dtype).view(1, 1, 1, width).expand(n, 1, height, width)
+    ys = torch.linspace(-1.0, 1.0, height, dtype=images.dtype, device=images.device).view(1, 1, height, 1).expand(n, 1, height, width)
+    xs = torch.linspace(-1.0, 1.0, width, dtype=images.dtype, device=images.device).view(1, 1, 1, width).expand(n, 1, height, width)
     return torch.cat([xs, ys], dim=1)
 
 

@@ -20,6 +20,7 @@ from rich.progress import Progress
 from torch import nn
 
 from edgekd.artifacts import atomic_write_json
+from edgekd.compute import fp32_loss
 from edgekd.distill.loop import fit
 from edgekd.errors import CheckFailed
 from edgekd.pipeline import StageContext
@@ -47,6 +48,7 @@ class QatObjective(nn.Module):
         self.reference.eval()
         return self
 
+    @fp32_loss  # fake quantization is fp32 arithmetic: the whole step runs without autocast
     def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         inputs, targets = batch
         outputs = self.model(inputs)

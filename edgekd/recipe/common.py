@@ -212,6 +212,14 @@ class QuantConfig(StrictModel):
     fallback: list[str] = Field(default_factory=list)
     kd_weight: float = Field(1.0, ge=0)
     train: TrainConfig = TrainConfig(epochs=2, batch_size=64, lr=1e-4, weight_decay=0.0)
+
+    @field_validator("train")
+    @classmethod
+    def _qat_trains_in_fp32(cls, train: TrainConfig) -> TrainConfig:
+        if train.precision not in (None, "fp32"):
+            raise ValueError(f"precision {train.precision}: quantization-aware fine-tuning runs in fp32 (its "
+                             "fake-quant scales and rounding are fp32 arithmetic)")
+        return train
     train_samples: Optional[int] = Field(
         None, gt=0, le=MAX_COUNT,
         description="fine-tune on this many training samples (a seeded subset); None: all of them")
@@ -261,12 +269,15 @@ class RecipeBase(_WhereAndArithmetic):
 
     @model_validator(mode="after")
     def _train_sections_inherit_where(self) -> "RecipeBase":
-        for train in train_sections(self).values():
+        for path, train in train_sections(self).items():
             if train.device is None:
                 train.device = self.device
-            if train.precision is None and self.precision is not None:
+            if path != QAT_TRAIN and train.precision is None and self.precision is not None:
                 train.precision = self.precision
         return self
+
+
+QAT_TRAIN = "quant.train"  # fine-tunes in fp32 whatever the recipe's precision (edgekd.quant.stage.QatObjective)
 
 
 def train_sections(block: BaseModel, path: str = "") -> dict[str, "TrainConfig"]:

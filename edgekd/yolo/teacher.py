@@ -165,10 +165,13 @@ class YoloDetectionObjective(nn.Module):
         from ultralytics.utils.loss import v8DetectionLoss
 
         self.model = model
+        self._loss_class = v8DetectionLoss
         self.loss_fn = v8DetectionLoss(model.detector)
 
     def forward(self, batch) -> dict[str, torch.Tensor]:
         images, targets = batch
+        if self.loss_fn.device != images.device:  # it keeps plain tensors on the device it was built on
+            self.loss_fn = self._loss_class(self.model.detector)
         total, terms = self.loss_fn(self.model(images), ultralytics_targets(targets, tuple(images.shape[-2:])))
         # Ultralytics 8.4 returns the detached terms as a dict, 8.3 as a (3,) tensor; both in box, cls, dfl order.
         box, cls, dfl = terms.values() if isinstance(terms, dict) else terms

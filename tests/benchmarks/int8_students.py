@@ -40,7 +40,7 @@ def student(task: str, recipe) -> tuple[object, tuple[int, ...]]:
         from edgekd.tasks.gaze.common import build_model
 
         size = recipe.data.image_size
-        return deploy_copy(build_model(recipe.student.arch)).eval(), (1, 1, size, size)
+        return deploy_copy(build_model(recipe.distill.arch)).eval(), (1, 1, size, size)
     from edgekd.tasks.ibvs.student_stages import build_student
 
     size = recipe.student.input_size

@@ -83,3 +83,37 @@ def test_the_process_group_follows_where_the_models_train() -> None:
 
     assert process_group_backend("cpu") == "gloo"  # even on a machine with GPUs: nccl cannot reduce CPU tensors
     assert process_group_backend("cuda") == "nccl"
+
+
+def test_losses_that_need_fp32_get_it_under_autocast() -> None:
+    from edgekd.distill.feature_kd import build_feature_kd
+    from edgekd.distill.losses import KD_LOSSES
+
+    student, teacher = torch.randn(2, 8, 6, 6), torch.randn(2, 8, 6, 6)
+    fgd = build_feature_kd("fgd", 8, 8)
+    boxes = [torch.tensor([[0.0, 0.0, 20.0, 20.0]]), torch.zeros(0, 4)]
+    with Compute("cpu", "bf16").autocast():
+        terms = fgd(student.bfloat16(), teacher.bfloat16(), boxes, (48, 48))
+        masked = KD_LOSSES.get("masked_mse")(student.bfloat16(), teacher.bfloat16())
+    assert all(value.dtype == torch.float32 for value in terms.values()) and masked.dtype == torch.float32
+    with torch.no_grad():
+        reference = fgd(student, teacher, boxes, (48, 48))
+    assert torch.allclose(terms["loss"], reference["loss"], rtol=0.05)  # bf16 inputs, fp32 arithmetic
+
+
+def test_fp32_loss_casts_every_floating_argument_and_leaves_integers() -> None:
+    from collections import namedtuple
+
+    from edgekd.compute import fp32_loss
+
+    Raw = namedtuple("Raw", "maps labels")
+
+    @fp32_loss
+    def loss(raw, extra):
+        assert not torch.is_autocast_enabled("cpu")
+        return raw.maps[0].dtype, raw.labels.dtype, extra["w"].dtype
+
+    with Compute("cpu", "bf16").autocast():
+        got = loss(Raw([torch.ones(1, dtype=torch.bfloat16)], torch.ones(1, dtype=torch.int64)),
+                   {"w": torch.ones(1, dtype=torch.float16)})
+    assert got == (torch.float32, torch.int64, torch.float32)

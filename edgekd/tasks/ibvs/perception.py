@@ -82,7 +82,7 @@ class PerceptionObjective(nn.Module):
         images, labels = batch
         vehicle = self.perception.segmenter(images)
         target = (labels > 0).float().unsqueeze(1)
-        seg = F.binary_cross_entropy_with_logits(vehicle, target, pos_weight=torch.tensor(4.0))
+        seg = F.binary_cross_entropy_with_logits(vehicle, target, pos_weight=vehicle.new_tensor(4.0))
         split_in = torch.cat([images, torch.sigmoid(vehicle).detach()], dim=1)
         split = F.cross_entropy(self.perception.splitter(split_in), labels)
         return {"loss": seg + split, "seg": seg.detach(), "split": split.detach()}

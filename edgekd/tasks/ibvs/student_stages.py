@@ -50,10 +50,11 @@ def load_student(recipe, path: Path) -> nn.Module:
 def validation_mse(model: nn.Module, data: EpisodeFrames, batch: int = 256) -> float:
     model.eval()
     total = 0.0
+    device = next(model.parameters()).device  # called from fit's validate(), while the model is on its device
     with torch.inference_mode():
         for start in range(0, len(data), batch):
             items = [data[i] for i in range(start, min(start + batch, len(data)))]
-            x, y = torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
+            x, y = torch.stack([a for a, _ in items]).to(device), torch.stack([b for _, b in items]).to(device)
             total += float(F.mse_loss(model(x), y, reduction="sum")) / 3
     return total / max(len(data), 1)
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgekd.compute import fp32_loss
 from edgekd.models.picodet.decode import anchor_points, box_to_distance, decode_boxes, flatten_levels
 from edgekd.models.picodet.model import RawOutputs
 from edgekd.tasks.layout.assigner import SimOTAConfig, simota_assign
@@ -90,6 +91,7 @@ class PicoDetLoss(nn.Module):
         super().__init__()
         self.num_classes, self.strides, self.reg_max, self.cfg = num_classes, tuple(strides), reg_max, cfg
 
+    @fp32_loss
     def forward(self, raw: RawOutputs, gt_boxes: Sequence[torch.Tensor],
                 gt_labels: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         class_maps, box_maps = raw

@@ -190,7 +190,9 @@ class FrustumToBev(nn.Module):
         return per_column.permute(1, 2, 0, 3)
 
     def splat(self, rays: torch.Tensor) -> torch.Tensor:
-        """Add each ray's features, weighted, into its BEV cells: (Wf, D, N, C) → (N, C, Zb, Xb)."""
+        """Add each ray's features, weighted, into its BEV cells: (Wf, D, N, C) → (N, C, Zb, Xb). In fp32 under
+        autocast too: index_add/scatter_add need one dtype, and a cell sums many rays."""
+        rays = rays.float()
         batch, channels = rays.shape[2], rays.shape[3]
         if self.backend == "rows":
             table = rays.reshape(-1, batch * channels)

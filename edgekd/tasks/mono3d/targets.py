@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from edgekd.compute import fp32_loss
 from edgekd.tasks.mono3d.heads import BOX_CHANNELS, DIR_CHANNELS, ROT_CHANNELS
 from edgekd.tasks.mono3d.lift import BevGrid
 
@@ -63,6 +64,7 @@ def stack_targets(targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
     return {key: torch.stack([t[key] for t in targets]) for key in targets[0]}
 
 
+@fp32_loss
 def heatmap_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0,
                        beta: float = 4.0) -> torch.Tensor:
     """CenterNet focal loss: (1−p)^α log p at peaks, (1−y)^β p^α log(1−p) elsewhere, / number of peaks."""
@@ -78,6 +80,7 @@ def heatmap_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float 
 DIRECTION_WEIGHT = 0.2  # SECOND's direction-classifier weight
 
 
+@fp32_loss
 def detection_loss(head: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
                    reg_weight: float = 1.0) -> dict[str, torch.Tensor]:
     """Heatmap focal loss + `reg_weight` × L1 on box and yaw axis + 0.2 × direction BCE at centre cells; 'total'
