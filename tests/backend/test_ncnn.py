@@ -179,3 +179,59 @@ def test_a_gather_of_every_element_in_order_becomes_a_reshape(indices, rewritten
     assert identity_gathers_as_reshape(path) == rewritten
     after = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
     assert np.array_equal(before, after)
+
+
+class ChannelsLastGrnMlp(nn.Module):
+    """ConvNeXt V2's MLP as timm runs it: Linear → GELU → GRN → Linear on an (N, H, W, C) tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from timm.layers.grn import GlobalResponseNorm
+
+        self.fc1, self.act, self.grn, self.fc2 = nn.Linear(8, 32), nn.GELU(), GlobalResponseNorm(32), nn.Linear(32, 8)
+        with torch.no_grad():  # trained-like: GRN on, channels of different scales
+            self.grn.weight.normal_(0, 0.2)
+            self.fc1.weight.mul_(torch.linspace(0.1, 5, 32).view(32, 1))
+
+    def forward(self, x):
+        return self.fc2(self.grn(self.act(self.fc1(x.permute(0, 2, 3, 1))))).permute(0, 3, 1, 2)
+
+
+def test_convnext_v2_grn_mlp_converts_exactly(tmp_path) -> None:
+    """pnnx wrote the Linear as Gemm between Reshapes that keep the batch in a 4-D blob, and GRN's channel mean then
+    got the batch-less axis (H instead of C): 15.9 dB. edgekd converts such a Linear as a 1×1 convolution."""
+    torch.manual_seed(0)
+    model = ChannelsLastGrnMlp().eval()
+    x = torch.randn(1, 8, 6, 6)
+    onnx_file = BACKENDS.get("onnx").export(model, x, tmp_path / "m.onnx")
+    result = NCNN.export(model, x, tmp_path / "m.ncnn.param", precision="fp32", source_onnx=onnx_file.path)
+    got = NCNN.open_session(result.path, threads=1, precision="fp32").run(x.numpy())[0]
+    want = model(x).detach().numpy()
+    assert 10 * np.log10((want ** 2).sum() / ((got - want) ** 2).sum()) > 90
+
+
+def test_only_a_linear_on_a_rank_4_tensor_becomes_a_convolution(tmp_path) -> None:
+    import onnx
+
+    from edgekd.export.backends.ncnn import channels_last_linear_as_conv
+
+    class Mixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.on_map, self.on_tokens = nn.Linear(8, 8), nn.Linear(36, 4)
+
+        def forward(self, x):  # (N, C, H, W): one Linear on channels-last maps, one on a flattened (N, C, H*W)
+            y = self.on_map(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            return self.on_tokens(y.flatten(2)), y @ y.transpose(2, 3)  # the last MatMul has no constant weight
+
+    torch.manual_seed(0)
+    model, x = Mixed().eval(), torch.randn(1, 8, 6, 6)
+    path = BACKENDS.get("onnx").export(model, x, tmp_path / "m.onnx", output_names=("a", "b")).path
+    assert channels_last_linear_as_conv(path) == 1
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ops.count("Conv") == 1 and ops.count("MatMul") == 2
+    import onnxruntime as ort
+
+    got = ort.InferenceSession(str(path)).run(None, {"input": x.numpy()})
+    for have, want in zip(got, model(x)):  # the rewrite is exact
+        np.testing.assert_allclose(have, want.detach().numpy(), rtol=1e-5, atol=1e-5)

@@ -108,6 +108,7 @@ def _convert(onnx_path: Path, out_path: Path, shape: tuple[int, ...], *, fp16: b
         work = Path(scratch)
         local = work / "model.onnx"
         shutil.copyfile(onnx_path, local)
+        channels_last_linear_as_conv(local)  # before the fold: onnxslim turns the MatMul into Reshape-Gemm-Reshape
         _fold_for_batch(local, shape[0])
         scatter_add_as_matmul(local)
         identity_gathers_as_reshape(local)
@@ -181,6 +182,78 @@ def identity_gathers_as_reshape(onnx_path: Path) -> int:
         _drop_dead_nodes(graph)
         onnx.save(model, str(onnx_path))
     return rewritten
+
+
+def channels_last_linear_as_conv(onnx_path: Path) -> int:
+    """Rewrite, in place, a Linear on an (N, H, W, C) tensor (MatMul by a constant (C, K) matrix, and the Add of a
+    constant (K,) bias that follows it) as the 1×1 convolution it is, between two Transposes. Returns how many.
+
+    timm's ConvNeXt runs its MLP that way. From ONNX, pnnx turns such a MatMul into Gemm between Reshapes whose
+    second one writes a 4-D blob that keeps the batch, while the reductions after it (GRN's mean over the channels)
+    get axes for a blob without one: ncnn then averaged over H instead of C, and the trained gaze networks came out
+    at 21–41 dB. As a convolution between Permutes every blob has the batch-less layout the axes assume."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    ranks = _static_ranks(model)
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    rewritten = 0
+    for node in list(graph.node):
+        weight = constants.get(node.input[1]) if node.op_type == "MatMul" else None
+        if weight is None or weight.ndim != 2 or ranks.get(node.input[0]) != 4:
+            continue
+        bias, output, replaced = _linear_bias(node, consumers, constants, weight.shape[1])
+        stem = node.name or node.output[0]
+        names = {key: f"{stem}_{key}" for key in ("nchw", "conv", "w", "b")}
+        graph.initializer.append(numpy_helper.from_array(
+            np.ascontiguousarray(weight.T[:, :, None, None]).astype(weight.dtype), names["w"]))
+        conv_inputs = [names["nchw"], names["w"]]
+        if bias is not None:
+            graph.initializer.append(numpy_helper.from_array(bias.astype(weight.dtype), names["b"]))
+            conv_inputs.append(names["b"])
+        at = list(graph.node).index(node)
+        graph.node.insert(at, helper.make_node("Transpose", [node.input[0]], [names["nchw"]], perm=[0, 3, 1, 2],
+                                               name=f"{stem}_to_nchw"))
+        graph.node.insert(at + 1, helper.make_node("Conv", conv_inputs, [names["conv"]], kernel_shape=[1, 1],
+                                                   name=f"{stem}_as_conv"))
+        graph.node.insert(at + 2, helper.make_node("Transpose", [names["conv"]], [output], perm=[0, 2, 3, 1],
+                                                   name=f"{stem}_to_nhwc"))
+        for old in replaced:
+            graph.node.remove(old)
+        rewritten += 1
+    if rewritten:
+        _drop_dead_nodes(graph)
+        onnx.save(model, str(onnx_path))
+    return rewritten
+
+
+def _linear_bias(matmul: Any, consumers: dict, constants: dict, width: int) -> tuple[Any, str, list[Any]]:
+    """The constant bias a lone Add puts on the MatMul's output (None if there is none), the name the rewritten
+    Linear must produce, and the nodes it replaces."""
+    users = consumers.get(matmul.output[0], [])
+    if len(users) == 1 and users[0].op_type == "Add":
+        add = users[0]
+        other = add.input[1] if add.input[0] == matmul.output[0] else add.input[0]
+        bias = constants.get(other)
+        if bias is not None and bias.shape == (width,):
+            return bias, add.output[0], [matmul, add]
+    return None, matmul.output[0], [matmul]
+
+
+def _static_ranks(model: Any) -> dict[str, int]:
+    """The rank of every value shape inference knows."""
+    from onnx import shape_inference
+
+    inferred = shape_inference.infer_shapes(model).graph
+    return {value.name: len(value.type.tensor_type.shape.dim)
+            for value in [*inferred.value_info, *inferred.input, *inferred.output]
+            if value.type.tensor_type.HasField("shape")}
 
 
 def _static_lengths(model: Any) -> dict[str, int]:
