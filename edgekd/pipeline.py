@@ -234,7 +234,7 @@ def check_compute(recipe: Any) -> None:
     from edgekd.compute import probe, resolve
     from edgekd.recipe.common import train_sections
 
-    sections = train_sections(recipe) if hasattr(recipe, "model_fields") else {}
+    sections = train_sections(recipe) if hasattr(type(recipe), "model_fields") else {}
     hardware = probe() if sections else None
     for path, train in sections.items():  # a value the section inherited is named by the recipe's own key
         device_key = "device" if train.device == recipe.device else f"{path}.device"
