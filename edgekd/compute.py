@@ -113,17 +113,23 @@ def fp32_loss(function: F) -> F:
     return in_fp32  # type: ignore[return-value]
 
 
-def _as_fp32(value: Any) -> Any:
+def map_tensors(value: Any, function: Callable[[Any], Any]) -> Any:
+    """`function` applied to every tensor in `value`, whatever lists, tuples (named too) and dicts hold them;
+    anything else passes through. How batches move to a device and losses get fp32 inputs."""
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.float() if value.is_floating_point() else value
+        return function(value)
     if isinstance(value, (list, tuple)):
-        items = [_as_fp32(item) for item in value]
+        items = [map_tensors(item, function) for item in value]
         return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, dict):
-        return {key: _as_fp32(item) for key, item in value.items()}
+        return {key: map_tensors(item, function) for key, item in value.items()}
     return value
+
+
+def _as_fp32(value: Any) -> Any:
+    return map_tensors(value, lambda tensor: tensor.float() if tensor.is_floating_point() else tensor)
 
 
 def _device_type(args: Any, kwargs: Any) -> str:

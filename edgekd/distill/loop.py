@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from edgekd import distributed as dist
 from edgekd.artifacts import atomic_torch_save, load_checkpoint, restart_hint
-from edgekd.compute import Compute, resolve
+from edgekd.compute import CPU_FP32, Compute, map_tensors, resolve
 from edgekd.distill.progress import TrainProgress
 from edgekd.errors import EdgekdError, TrainingDiverged, first_line
 from edgekd.recipe.common import TrainConfig
@@ -89,7 +89,7 @@ def fit(
         with TrainProgress(desc, total=cfg.epochs * steps_per_epoch, done=state.global_step) as progress:
             if resumed_at:
                 progress.log(f"{desc}: resuming from step {resumed_at} ({checkpoint_dir / LAST_CHECKPOINT})")
-            if compute != Compute("cpu", "fp32"):
+            if compute != CPU_FP32:
                 progress.log(f"{desc}: training on {compute.device} in {compute.precision}")
             while state.epoch < cfg.epochs and not (stop and state.history and stop(state.history)):
                 sampler.set_epoch(state.epoch)
@@ -122,14 +122,7 @@ class _Training:
 
 def to_device(batch: Any, device: Any) -> Any:
     """A batch's tensors on `device`, whatever containers hold them (non-tensors pass through)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        items = [to_device(item, device) for item in batch]
-        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)  # namedtuples too
-    if isinstance(batch, dict):
-        return {key: to_device(value, device) for key, value in batch.items()}
-    return batch
+    return map_tensors(batch, lambda tensor: tensor.to(device, non_blocking=True))
 
 
 def _train_step(model, batch, training: _Training, cfg, state: _State, seed, checkpoint_dir, desc) -> None:
