@@ -198,7 +198,7 @@ def channels_last_linear_as_conv(onnx_path: Path) -> int:
     model = onnx.load(str(onnx_path))
     graph = model.graph
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    ranks = _static_ranks(model)
+    ranks = {name: len(dims) for name, dims in _known_dims(model).items()}
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
@@ -246,29 +246,23 @@ def _linear_bias(matmul: Any, consumers: dict, constants: dict, width: int) -> t
     return None, matmul.output[0], [matmul]
 
 
-def _static_ranks(model: Any) -> dict[str, int]:
-    """The rank of every value shape inference knows."""
+def _known_dims(model: Any) -> dict[str, tuple[int | None, ...]]:
+    """The dims (None where dynamic) of every graph value shape inference gives a shape; one inference per rewrite."""
     from onnx import shape_inference
 
     inferred = shape_inference.infer_shapes(model).graph
-    return {value.name: len(value.type.tensor_type.shape.dim)
-            for value in [*inferred.value_info, *inferred.input, *inferred.output]
-            if value.type.tensor_type.HasField("shape")}
+    known = {}
+    for value in [*inferred.value_info, *inferred.input, *inferred.output]:
+        if value.type.tensor_type.HasField("shape"):
+            dims = value.type.tensor_type.shape.dim
+            known[value.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    return known
 
 
 def _static_lengths(model: Any) -> dict[str, int]:
-    """The length of every value shape inference knows to be 1-D and static."""
-    from onnx import shape_inference
-
-    inferred = shape_inference.infer_shapes(model).graph
-    lengths = {}
-    for value in [*inferred.value_info, *inferred.input]:
-        dims = value.type.tensor_type.shape.dim
-        if len(dims) == 1 and dims[0].HasField("dim_value"):
-            lengths[value.name] = dims[0].dim_value
-    for initializer in inferred.initializer:
-        if len(initializer.dims) == 1:
-            lengths[initializer.name] = initializer.dims[0]
+    """The length of every value (or initializer) known to be 1-D and static."""
+    lengths = {name: dims[0] for name, dims in _known_dims(model).items() if len(dims) == 1 and dims[0] is not None}
+    lengths.update({i.name: i.dims[0] for i in model.graph.initializer if len(i.dims) == 1})
     return lengths
 
 
@@ -290,10 +284,10 @@ def scatter_add_as_matmul(onnx_path: Path) -> int:
     constants.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                       if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
     producer = {out: node for node in graph.node for out in node.output}
-    rows = _static_rows(model)
+    dims = _known_dims(model)
     rewritten = 0
     for node in list(graph.node):
-        plan = _scatter_plan(node, producer, constants, rows)
+        plan = _scatter_plan(node, producer, constants, dims)
         if plan is None:
             continue
         table, dense = plan
@@ -309,7 +303,7 @@ def scatter_add_as_matmul(onnx_path: Path) -> int:
     return rewritten
 
 
-def _scatter_plan(node: Any, producer: dict, constants: dict, rows: dict) -> tuple[str, np.ndarray] | None:
+def _scatter_plan(node: Any, producer: dict, constants: dict, dims: dict) -> tuple[str, np.ndarray] | None:
     """(table input, dense weights) when `node` is a constant-index scatter-add of weighted gathered rows."""
     reduction = next((a.s for a in node.attribute if a.name == "reduction"), b"none")
     if node.op_type != "ScatterND" or reduction != b"add" or node.input[1] not in constants:
@@ -334,17 +328,19 @@ def _scatter_plan(node: Any, producer: dict, constants: dict, rows: dict) -> tup
     rows_index = constants[gather.input[1]].reshape(-1).astype(np.int64)
     weights = constants[weights_name]
     # one weight per gathered row ((N,) would scale columns), a 2-D table (a 3-D one would batch the MatMul)
-    if table not in rows or rows.get(f"{table}#rank") != 2 or weights.ndim != 2 or weights.shape[1] != 1 \
+    table_dims = dims.get(table, ())
+    if len(table_dims) != 2 or table_dims[0] is None or weights.ndim != 2 or weights.shape[1] != 1 \
             or not (len(cells_index) == len(rows_index) == len(weights)):
         return None
+    table_rows = table_dims[0]
     weights = weights.reshape(-1).astype(np.float32)
-    if len(rows_index) and (rows_index.min() < 0 or rows_index.max() >= rows[table] or cells_index.min() < 0):
+    if len(rows_index) and (rows_index.min() < 0 or rows_index.max() >= table_rows or cells_index.min() < 0):
         return None
-    cells = (rows.get(node.output[0]) or (zero_constant.shape[0] if zero_constant is not None else 0)
+    cells = ((dims.get(node.output[0]) or (None,))[0] or (zero_constant.shape[0] if zero_constant is not None else 0)
              or _cells_hint(constants, producer, zeros))
     if not cells or (len(cells_index) and int(cells_index.max()) >= cells):
         return None
-    dense = np.zeros((cells, rows[table]), np.float32)
+    dense = np.zeros((cells, table_rows), np.float32)
     np.add.at(dense, (cells_index, rows_index), weights)
     return table, dense
 
@@ -364,20 +360,6 @@ def _cells_hint(constants: dict, producer: dict, zeros: Any) -> int:
     if shape is None and concat is not None and concat.op_type == "Concat":
         shape = constants.get(concat.input[0])
     return int(shape.reshape(-1)[0]) if shape is not None and shape.size else 0
-
-
-def _static_rows(model: Any) -> dict[str, int]:
-    """First dimension of every value whose first dimension shape inference knows (and its rank, as NAME#rank)."""
-    from onnx import shape_inference
-
-    inferred = shape_inference.infer_shapes(model).graph
-    rows = {}
-    for value in [*inferred.value_info, *inferred.input, *inferred.output]:
-        dims = value.type.tensor_type.shape.dim
-        if dims and dims[0].HasField("dim_value"):
-            rows[value.name] = dims[0].dim_value
-            rows[f"{value.name}#rank"] = len(dims)
-    return rows
 
 
 def _drop_dead_nodes(graph: Any) -> None:
