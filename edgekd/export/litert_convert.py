@@ -71,7 +71,7 @@ def scatter_add_as_matmul(module) -> int:
 
     LiteRT's runtime rejects the STABLEHLO_SCATTER that litert-torch lowers `index_add` to ("only update, add,
     multiply, maximum and minimum"); this is the mono3d lift's `rows` form made its `dense` form, as edgekd's ncnn
-    backend does on the ONNX graph (edgekd.export.backends.ncnn.scatter_add_as_matmul)."""
+    backend does on the ONNX graph (edgekd.export.ncnn_onnx.scatter_add_as_matmul)."""
     import torch
 
     aten, graph, rewritten = torch.ops.aten, module.graph, 0

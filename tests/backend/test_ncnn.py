@@ -122,7 +122,7 @@ def test_a_rows_scatter_becomes_a_matrix_product_and_passes_parity(inputs, tmp_p
     """ncnn has no ScatterND layer: the exact rewrite to MatMul makes the mono3d lift's form convertible."""
     import onnx
 
-    from edgekd.export.backends.ncnn import scatter_add_as_matmul
+    from edgekd.export.ncnn_onnx import scatter_add_as_matmul
     from edgekd.export.backends.onnx import OnnxExporter
 
     torch.manual_seed(0)
@@ -142,7 +142,7 @@ def test_a_rows_scatter_becomes_a_matrix_product_and_passes_parity(inputs, tmp_p
 def test_a_scatter_with_computed_indices_is_left_alone(tmp_path) -> None:
     from onnx import TensorProto, helper, save
 
-    from edgekd.export.backends.ncnn import scatter_add_as_matmul
+    from edgekd.export.ncnn_onnx import scatter_add_as_matmul
 
     nodes = [helper.make_node("ConstantOfShape", ["shape"], ["zeros"]),
              helper.make_node("Cast", ["where"], ["index"], to=TensorProto.INT64),
@@ -166,7 +166,7 @@ def test_a_gather_of_every_element_in_order_becomes_a_reshape(indices, rewritten
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper, save
 
-    from edgekd.export.backends.ncnn import identity_gathers_as_reshape
+    from edgekd.export.ncnn_onnx import identity_gathers_as_reshape
 
     nodes = [helper.make_node("Gather", ["x", "index"], ["y"], axis=0)]
     graph = helper.make_graph(nodes, "flatten", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],
@@ -213,7 +213,7 @@ def test_convnext_v2_grn_mlp_converts_exactly(tmp_path) -> None:
 def test_only_a_linear_on_a_rank_4_tensor_becomes_a_convolution(tmp_path) -> None:
     import onnx
 
-    from edgekd.export.backends.ncnn import channels_last_linear_as_conv
+    from edgekd.export.ncnn_onnx import channels_last_linear_as_conv
 
     class Mixed(nn.Module):
         def __init__(self) -> None:
